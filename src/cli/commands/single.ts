@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+import {
+  loadModelFromFlags,
+  modelFlags,
+  parseOptionalInteger,
+} from '../model-options.ts';
+import { ProgressLine } from '../progress.ts';
+import { type CliRequest, runRequest } from '../requests.ts';
+import { UsageError } from '../usage-error.ts';
+
+type Task = CliRequest['task'];
+
+/** `dialect understand | generate | edit`: one request, the answer on stdout. */
+export async function runSingle(task: Task, argv: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: { ...modelFlags, image: { type: 'string' }, out: { type: 'string' } },
+  });
+  if (positionals.length !== 1) {
+    throw new UsageError(`${task} takes exactly one quoted ${task === 'understand' ? 'question' : 'prompt'}`);
+  }
+  const prompt = positionals[0] as string;
+  const seed = parseOptionalInteger('--seed', values.seed, 0, 2 ** 32 - 1);
+  const scale = parseOptionalInteger('--scale', values.scale, 1, 3);
+  const need = (flag: 'image' | 'out'): string => {
+    const value = values[flag];
+    if (value === undefined) throw new UsageError(`${task} needs --${flag}`);
+    return value;
+  };
+  const withSeed = seed === undefined ? {} : { seed };
+  const withScale = scale === undefined ? {} : { scale };
+  let request: CliRequest;
+  switch (task) {
+    case 'understand':
+      if (scale !== undefined) throw new UsageError('understand takes no --scale');
+      request = { task, image: need('image'), prompt, ...withSeed };
+      break;
+    case 'generate':
+      request = { task, prompt, out: need('out'), ...withSeed, ...withScale };
+      break;
+    case 'edit':
+      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale };
+      break;
+  }
+
+  const model = await loadModelFromFlags(values);
+  const progress = new ProgressLine();
+  try {
+    const result = await runRequest(model, request, process.cwd(), (event) => progress.stage(event));
+    progress.clear();
+    if (result.text !== undefined) process.stdout.write(`${result.text}\n`);
+    else process.stderr.write(`wrote ${result.image} (seed ${result.seed})\n`);
+    return 0;
+  } finally {
+    progress.clear();
+    await model.dispose();
+  }
+}

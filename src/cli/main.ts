@@ -1,0 +1,56 @@
+import { runBatch } from './commands/batch.ts';
+import { runSingle } from './commands/single.ts';
+import { UsageError } from './usage-error.ts';
+
+const HELP = `dialect: run the Tar model from the command line
+
+  dialect understand --image IN.png "QUESTION"              print the answer
+  dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3]
+  dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3]
+  dialect batch REQUESTS.jsonl                              one JSON answer a line on stdout
+
+Model flags (every command):
+  --model DIR        a model bundle (default: models/tar-shapes, or $DIALECT_MODEL)
+  --provider NAME    cpu (default), cuda or webgpu (or $DIALECT_PROVIDER)
+  --threads N        onnxruntime intra-op threads
+
+A batch line is {"id","task":"understand","image","prompt"}, {"id","task":"generate","prompt","out","seed"?,"scale"?}
+or {"id","task":"edit","image","prompt","out","seed"?}; paths are relative to the file.
+`;
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'understand':
+      case 'generate':
+      case 'edit':
+        return await runSingle(command, rest);
+      case 'batch':
+        return await runBatch(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
+    }
+  } catch (error) {
+    return reportFailure(error);
+  }
+}
+
+export function reportFailure(error: unknown): number {
+  if (error instanceof UsageError) {
+    process.stderr.write(`dialect: ${error.message}\n`);
+    return 2;
+  }
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`dialect: ${typeof code === 'string' ? `${code}: ` : ''}${message}\n`);
+  return 1;
+}
+

@@ -1,0 +1,101 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { ProgressEvent, TarModel } from '../model/index.ts';
+import { UsageError } from './usage-error.ts';
+
+/** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
+export type CliRequest =
+  | { task: 'understand'; image: string; prompt: string; seed?: number }
+  | { task: 'generate'; prompt: string; out: string; seed?: number; scale?: number }
+  | { task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number };
+
+export interface CliResult {
+  text?: string;
+  /** The path the image was written to, as the request gave it. */
+  image?: string;
+  tokens?: number[];
+  seed: number;
+}
+
+/** Checks a parsed JSON value (a batch line) and says which field is wrong. */
+export function parseRequest(value: unknown): CliRequest {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new UsageError('a request must be a JSON object');
+  }
+  const record = value as Record<string, unknown>;
+  const text = (field: string): string => {
+    const v = record[field];
+    if (typeof v !== 'string' || v.length === 0) throw new UsageError(`"${field}" must be a non-empty string`);
+    return v;
+  };
+  const integer = (field: string): number | undefined => {
+    const v = record[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+      throw new UsageError(`"${field}" must be a non-negative integer`);
+    }
+    return v;
+  };
+  const optional = <T extends object>(request: T, field: string, v: number | undefined): T =>
+    v === undefined ? request : { ...request, [field]: v };
+  switch (record.task) {
+    case 'understand':
+      return optional({ task: 'understand', image: text('image'), prompt: text('prompt') }, 'seed', integer('seed'));
+    case 'generate':
+      return optional(
+        optional({ task: 'generate', prompt: text('prompt'), out: text('out') }, 'seed', integer('seed')),
+        'scale',
+        integer('scale'),
+      );
+    case 'edit':
+      return optional(
+        optional({ task: 'edit', image: text('image'), prompt: text('prompt'), out: text('out') }, 'seed', integer('seed')),
+        'scale',
+        integer('scale'),
+      );
+    default:
+      throw new UsageError('"task" must be "understand", "generate" or "edit"');
+  }
+}
+
+async function readImage(baseDir: string, path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(resolve(baseDir, path));
+  } catch (error) {
+    throw new UsageError(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+export async function runRequest(
+  model: TarModel,
+  request: CliRequest,
+  baseDir: string,
+  onProgress?: (event: ProgressEvent) => void,
+): Promise<CliResult> {
+  const common = {
+    ...(request.seed === undefined ? {} : { seed: request.seed }),
+    ...(onProgress === undefined ? {} : { onProgress }),
+  };
+  switch (request.task) {
+    case 'understand': {
+      const bytes = await readImage(baseDir, request.image);
+      const result = await model.understand({ image: { bytes }, prompt: request.prompt, ...common });
+      return { text: result.text, tokens: result.imageTokens.tokens, seed: result.seed };
+    }
+    case 'generate':
+    case 'edit': {
+      const scale = request.scale === undefined ? {} : { scale: request.scale };
+      const result =
+        request.task === 'generate'
+          ? await model.generate({ prompt: request.prompt, ...scale, ...common })
+          : await model.edit({
+              image: { bytes: await readImage(baseDir, request.image) },
+              prompt: request.prompt,
+              ...scale,
+              ...common,
+            });
+      await writeFile(resolve(baseDir, request.out), result.image.png);
+      return { image: request.out, tokens: result.image.tokens, seed: result.seed };
+    }
+  }
+}
