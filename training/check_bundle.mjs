@@ -123,6 +123,8 @@ for (const c of g.llmPrefill) {
   const u = g.understand;
   const a = await llmGreedy([u.promptIds], 'text', u.maxNewTokens, true);
   ok(eqArr(a.out[0], u.answerIds), `understand greedy answer ${a.out[0].join(',')}`);
+  const text = tok.decode(u.answerIds, { skip_special_tokens: false });
+  ok(text === u.answerText, `answer decodes to ${JSON.stringify(text)} (python: ${JSON.stringify(u.answerText)})`);
   const b = await llmGreedy([u.promptIds], 'text', u.maxNewTokens, false);
   ok(eqArr(b.out[0], u.answerIdsIgnoringEos), 'understand greedy ignoring eos');
 }

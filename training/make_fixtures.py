@@ -83,6 +83,23 @@ TOKENIZER_SAMPLES = [
 ]
 
 
+def fuzz_strings(n: int = 600, seed: int = 7):
+    """Random strings that stress the pre-tokeniser: contractions, case, digits, whitespace runs, CR/LF,
+    punctuation runs, non-ASCII letters and marks, emoji, and added tokens glued to text."""
+    rng = np.random.RandomState(seed)
+    atoms = (list("abcXYZ019 .,!?'\"-_/\\()[]{}<>|@#$%^&*+=~`:;") + [" ", "  ", "\n", "\r\n", "\t", "\n\n", " \n ",
+             "'s", "'T", "'re", "'VE", "'m", "'ll", "'D", "e\u0301", "ñ", "東京", "Ü", "ß", "🙂", "👍🏽", "ا", "ٹ",
+             "Ⅻ", "²", "١٢", "\u00a0", "\u3000", "the", " the", "Shape", " 12", "3.14"] +
+             ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<im_start>", "<im_end>", "<S0>", "<S2>", "<I7>", "<I63>",
+              "<I6", "I3>", "<|im"])
+    out = []
+    for _ in range(n):
+        k = rng.randint(1, 14)
+        out.append("".join(atoms[i] for i in rng.randint(0, len(atoms), k)))
+    out += CORPUS
+    return out
+
+
 def configs():
     llm = LLMConfig(vocab_size=TEXT_VOCAB + 8 + K, hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16,
                     intermediate=128, rope_theta=10000.0, tie_embeddings=False, max_positions=1024)
@@ -319,7 +336,12 @@ def main():
     print("codes", golden["generate"]["codes"])
     print("batch answers", golden["batchLeftPad"]["answerIds"], golden["batchLeftPad"]["minTop2Margin"])
     if a.check:
-        subprocess.run(["node", os.path.join(ROOT, "training", "check_bundle.mjs")], check=True, cwd=ROOT)
+        fuzz = os.path.join(ROOT, "training", "cache", "tokenizer_fuzz.json")
+        os.makedirs(os.path.dirname(fuzz), exist_ok=True)
+        with open(fuzz, "w") as f:
+            json.dump([{"text": t, "ids": tok.encode(t)} for t in fuzz_strings()], f, ensure_ascii=False)
+        subprocess.run(["node", os.path.join(ROOT, "training", "check_bundle.mjs"), BUNDLE, GOLDEN, fuzz],
+                       check=True, cwd=ROOT)
 
 
 if __name__ == "__main__":
