@@ -27,6 +27,8 @@ from dialect_tar.vq import VQVAE
 
 OPSET = 17
 EXTERNAL_DATA_BYTES = int(1.8e9)
+# Optional file of a bundle: the PyTorch configs, read only by dialect_tar.bundle_torch (the runtime ignores it).
+PYTORCH_CONFIG = "pytorch.json"
 FILES = {"taTokEncoder": "ta_tok_encoder.onnx", "taTokDecoder": "ta_tok_decoder.onnx", "llm": "llm.onnx",
          "arDTok": "ar_dtok.onnx", "vqDecoder": "vq_decoder.onnx", "tokenizer": "tokenizer.json"}
 
@@ -80,7 +82,11 @@ def _export(module: nn.Module, args, path: str, input_names, output_names, dynam
     module.eval()
     n_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     kw = dict(input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-              opset_version=OPSET, do_constant_folding=True)
+              opset_version=OPSET,
+              # No folding at export: initializers keep their PyTorch parameter names, so that
+              # dialect_tar.bundle_torch can rebuild the PyTorch modules from a bundle alone (the benchmark's
+              # PyTorch-eager side). onnxruntime folds the same constants when it loads the graph.
+              do_constant_folding=False)
     with torch.no_grad():
         if n_bytes < EXTERNAL_DATA_BYTES:
             torch.onnx.export(module, args, path, **kw)
@@ -205,6 +211,15 @@ def export_bundle(out_dir: str, tok: BPETokenizer, llm: QwenLM, encoder: TaTokEn
     with open(os.path.join(out_dir, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
         fh.write("\n")
+    with open(os.path.join(out_dir, PYTORCH_CONFIG), "w") as fh:
+        json.dump(model_configs(llm, encoder, ardtok, vq), fh, indent=2)
+        fh.write("\n")
+
+
+def model_configs(llm: QwenLM, encoder: TaTokEncoder, ardtok: ARDTok, vq: VQVAE) -> Dict[str, dict]:
+    """The dataclass configs that `build_models` takes, as plain JSON."""
+    return {"llm": to_dict(llm.cfg), "taTok": to_dict(encoder.cfg), "arDTok": to_dict(ardtok.cfg),
+            "vq": to_dict(vq.cfg)}
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -217,8 +232,7 @@ def build_models(configs: Dict[str, dict]):
 
 
 def save_checkpoint(path: str, llm, encoder, decoder, ardtok, vq, manifest: dict, tokenizer_path: str) -> None:
-    torch.save({"configs": {"llm": to_dict(llm.cfg), "taTok": to_dict(encoder.cfg), "arDTok": to_dict(ardtok.cfg),
-                            "vq": to_dict(vq.cfg)},
+    torch.save({"configs": model_configs(llm, encoder, ardtok, vq),
                 "state": {"llm": llm.state_dict(), "encoder": encoder.state_dict(), "decoder": decoder.state_dict(),
                           "arDTok": ardtok.state_dict(), "vq": vq.state_dict()},
                 "manifest": manifest, "tokenizer": tokenizer_path}, path)
