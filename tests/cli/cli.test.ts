@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const bin = join(root, 'bin/dialect.js');
+const bundle = join(root, 'tests/fixtures/tiny-bundle');
+const inputPng = join(root, 'tests/fixtures/golden/image_a.png');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function dialect(args: string[], cwd: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, DIALECT_MODEL: bundle } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('dialect CLI on the tiny random bundle', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dialect-cli-'));
+    await copyFile(inputPng, join(dir, 'in.png'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('generate writes a PNG of the bundle output size, the same for the same seed', async () => {
+    const first = await dialect(['generate', 'a red circle', '--out', 'a.png', '--seed', '7', '--scale', '2'], dir);
+    assert.equal(first.code, 0, first.stderr);
+    const second = await dialect(['generate', 'a red circle', '--out', 'b.png', '--seed', '7'], dir);
+    assert.equal(second.code, 0, second.stderr);
+    const meta = await sharp(join(dir, 'a.png')).metadata();
+    assert.equal(meta.format, 'png');
+    assert.equal(meta.width, 64);
+    assert.equal(meta.height, 64);
+    assert.deepEqual(await readFile(join(dir, 'a.png')), await readFile(join(dir, 'b.png')));
+  });
+
+  it('understand prints an answer; edit writes an image', async () => {
+    const answer = await dialect(['understand', '--image', 'in.png', 'What is this?'], dir);
+    assert.equal(answer.code, 0, answer.stderr);
+    assert.ok(answer.stdout.trim().length > 0);
+    const edited = await dialect(['edit', '--image', 'in.png', 'make it blue', '--out', 'edited.png', '--seed', '1'], dir);
+    assert.equal(edited.code, 0, edited.stderr);
+    assert.equal((await sharp(join(dir, 'edited.png')).metadata()).width, 64);
+  });
+
+  it('batch answers every line in order, with typed errors for bad lines and bad images', async () => {
+    await writeFile(join(dir, 'not-an-image.png'), 'hello');
+    const lines = [
+      { id: 'g', task: 'generate', prompt: 'a red circle', out: 'g.png', seed: 3 },
+      { id: 'u', task: 'understand', image: 'in.png', prompt: 'Describe the image.' },
+      'this is not json',
+      { id: 'bad-task', task: 'paint', prompt: 'x' },
+      { id: 'bad-image', task: 'understand', image: 'not-an-image.png', prompt: 'What?' },
+      { id: 'e', task: 'edit', image: 'in.png', prompt: 'make it red', out: 'e.png', seed: 4 },
+    ];
+    await writeFile(
+      join(dir, 'requests.jsonl'),
+      lines.map((line) => (typeof line === 'string' ? line : JSON.stringify(line))).join('\n'),
+    );
+    const run = await dialect(['batch', 'requests.jsonl'], dir);
+    assert.equal(run.code, 1, 'a batch with failed lines exits 1');
+    const answers = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      answers.map((a) => a.id),
+      ['g', 'u', null, 'bad-task', 'bad-image', 'e'],
+    );
+    assert.equal(answers[0]?.image, 'g.png');
+    assert.ok(Array.isArray(answers[0]?.tokens) && (answers[0]?.tokens as number[]).length === 16);
+    assert.equal(typeof answers[1]?.text, 'string');
+    assert.equal((answers[2]?.error as { code: string }).code, 'BAD_REQUEST');
+    assert.equal((answers[3]?.error as { code: string }).code, 'BAD_REQUEST');
+    assert.equal((answers[4]?.error as { code: string }).code, 'INVALID_IMAGE');
+    assert.equal(answers[5]?.image, 'e.png');
+    assert.match(run.stderr, /3 answered, 3 failed/);
+  });
+
+  it('usage mistakes exit 2 with a message', async () => {
+    const noOut = await dialect(['generate', 'a red circle'], dir);
+    assert.equal(noOut.code, 2);
+    assert.match(noOut.stderr, /needs --out/);
+    const badScale = await dialect(['generate', 'x', '--out', 'x.png', '--scale', '9'], dir);
+    assert.equal(badScale.code, 2);
+    assert.match(badScale.stderr, /--scale must be between 1 and 3/);
+    const missingModel = await dialect(['generate', 'x', '--out', 'x.png', '--model', join(dir, 'nope')], dir);
+    assert.equal(missingModel.code, 2);
+    assert.match(missingModel.stderr, /no model bundle/);
+    const unknown = await dialect(['paint'], dir);
+    assert.equal(unknown.code, 2);
+  });
+});
