@@ -1,0 +1,593 @@
+import { performance } from 'node:perf_hooks';
+import { type Bundle, graphDtype, type LoadProgress, loadBundle } from './bundle.ts';
+import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, type StepInfo } from './decoder.ts';
+import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, PromptTooLongError } from './errors.ts';
+import { imageToPixels, pixelsToPng } from './images.ts';
+import { findScale, type Manifest, type ScaleInfo } from './manifest.ts';
+import { type ExecutionProvider, floatTensor, int64Tensor, readFloat32, readInt64 } from './onnx-backend.ts';
+import { type ImageTokens, PromptBuilder, type PromptRequest, type Turn } from './prompt.ts';
+import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
+import {
+  createPipeline,
+  type DetokSampling,
+  type ImageSampling,
+  mixCfg,
+  resolveSettings,
+  type SamplingPipeline,
+  type TextSampling,
+} from './sampling.ts';
+
+/** How to open a model. */
+export interface TarModelOptions {
+  /** A `dialect-bundle/1` folder (docs/bundle-format.md). */
+  bundleDir: string;
+  /** onnxruntime execution provider. Defaults to `'cpu'`. */
+  provider?: ExecutionProvider;
+  /** onnxruntime intra-op threads per graph. Defaults to onnxruntime's choice (all physical cores). */
+  intraOpThreads?: number;
+  /** Most rows decoded together per decoder (a CFG request takes 2 AR-DTok rows). Defaults to 16. */
+  maxBatch?: number;
+  /** Most requests waiting per decoder before QueueFullError. Defaults to 64. */
+  maxQueue?: number;
+  /** Called as each file of the bundle is read or opened. */
+  onLoadProgress?: (event: LoadProgress) => void;
+}
+
+/** An image given to a request: encoded bytes (PNG, JPEG, WebP), or tokens from an earlier encoding (skips the encoder). */
+export type ImageInput = { bytes: Uint8Array } | ImageTokens;
+
+export type ProgressStage = 'encode' | 'prefill' | 'decode' | 'detokenize' | 'vq-decode';
+
+/** Progress of one request: `done` of `total` units of the stage (tokens for decode and detokenize). */
+export interface ProgressEvent {
+  stage: ProgressStage;
+  done: number;
+  total: number;
+}
+
+/** Wall times of one request in milliseconds. */
+export interface Timings {
+  /** TA-Tok encoder, including image decoding and resizing. 0 when the image came as tokens. */
+  encode: number;
+  /** LLM prefill up to the first sampled token. */
+  prefill: number;
+  /** LLM decode steps after the first token. */
+  decode: number;
+  /** Tokens the LLM produced (answer tokens or image tokens). */
+  decodeTokens: number;
+  /** TA-Tok decoder plus AR-DTok (prefill and decode). */
+  detokenize: number;
+  /** VQ decoder plus PNG encoding. */
+  vqDecode: number;
+  /** Waiting for a place in a decoder batch. */
+  queued: number;
+  /** Inside onnxruntime runs this request took part in (a shared batched step counts fully for each member). */
+  ort: number;
+  /** `total - ort - queued`: the runtime's own work (sampling, tensors, cache merges, images) and batch-mates' share. */
+  outsideOrt: number;
+  total: number;
+}
+
+interface CommonRequest {
+  /** Earlier turns of the conversation, oldest first. */
+  history?: Turn[];
+  /** Seed of the request's random generator, an integer in [0, 2^53). Defaults to a random one, reported back. */
+  seed?: number;
+  /** Aborting rejects the request with CancelledError; a decoding request leaves its batch at the next step. */
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export interface UnderstandRequest extends CommonRequest {
+  /** The image asked about. May be left out for a follow-up question about an image already in `history`. */
+  image?: ImageInput;
+  prompt: string;
+  /** Scale at which image bytes are encoded. Defaults to the manifest's `defaultScale`. */
+  scale?: number;
+  /** Overrides of the manifest's `sampling.text`. */
+  sampling?: Partial<TextSampling>;
+}
+
+export interface UnderstandResult<I = ImageTokens> {
+  text: string;
+  /** The answer's token ids, without the eos id that ended it. */
+  answerIds: number[];
+  /** The image as tokens, to store with the turn (undefined when the request had no image). */
+  imageTokens: I;
+  seed: number;
+  timings: Timings;
+}
+
+export interface GenerateRequest extends CommonRequest {
+  prompt: string;
+  /** Scale of the image tokens the LLM writes. Defaults to the manifest's `defaultScale`. */
+  scale?: number;
+  /** Overrides of the manifest's `sampling.image` (LLM image tokens). */
+  sampling?: Partial<ImageSampling>;
+  /** Overrides of the manifest's `sampling.detok` (AR-DTok VQ codes). */
+  detokSampling?: Partial<DetokSampling>;
+}
+
+export interface EditRequest extends GenerateRequest {
+  image: ImageInput;
+  /** Scale at which image bytes are encoded. Defaults to `scale`. */
+  imageScale?: number;
+}
+
+export interface GeneratedImage extends ImageTokens {
+  png: Buffer;
+  width: number;
+  height: number;
+}
+
+export interface ImageResult {
+  image: GeneratedImage;
+  /** Edit only: the input image as tokens. */
+  inputImageTokens?: ImageTokens;
+  seed: number;
+  timings: Timings;
+}
+
+export interface RenderRequest extends ImageTokens {
+  /** Seed of the AR-DTok's draws; the same seed as `generate` reproduces its pixels (at concurrency 1). */
+  seed?: number;
+  detokSampling?: Partial<DetokSampling>;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export interface RenderResult {
+  png: Buffer;
+  width: number;
+  height: number;
+  seed: number;
+  timings: Timings;
+}
+
+export interface ModelInfo {
+  name: string;
+  version: string;
+  description: string;
+  experimental: string[];
+  scales: ScaleInfo[];
+  defaultScale: number;
+  /** Side of generated images in pixels. */
+  imageSize: number;
+  defaults: Manifest['sampling'];
+  provider: ExecutionProvider;
+  maxBatch: number;
+}
+
+export interface ModelMetrics {
+  llm: BatcherStats & { waiting: number; activeJobs: number; activeRows: number };
+  arDTok: BatcherStats & { waiting: number; activeJobs: number; activeRows: number };
+}
+
+/** Per-request stopwatch: stage times and time inside onnxruntime. */
+class RequestClock {
+  readonly start = performance.now();
+  readonly t: Timings = {
+    encode: 0,
+    prefill: 0,
+    decode: 0,
+    decodeTokens: 0,
+    detokenize: 0,
+    vqDecode: 0,
+    queued: 0,
+    ort: 0,
+    outsideOrt: 0,
+    total: 0,
+  };
+
+  finish(): Timings {
+    this.t.total = performance.now() - this.start;
+    this.t.outsideOrt = Math.max(0, this.t.total - this.t.ort - this.t.queued);
+    return { ...this.t };
+  }
+}
+
+/**
+ * One sequence (or lockstep rows) in a decoder batch: picks a token from the rows' logits, stops on its own rule,
+ * and records when it was admitted, prefilled and finished.
+ */
+class SequenceJob implements DecodeJob {
+  readonly tokens: number[] = [];
+  readonly submittedAt = performance.now();
+  admittedAt = 0;
+  prefilledAt = 0;
+  finishedAt = 0;
+  ortMs = 0;
+
+  constructor(
+    readonly rows: RowPrefill[],
+    readonly signal: AbortSignal | undefined,
+    private readonly pick: (logits: Float32Array[]) => number,
+    /** Ends before `token` (not kept), e.g. an eos id. */
+    private readonly endsBefore: (token: number) => boolean,
+    private readonly limit: number,
+    private readonly onToken: (count: number) => void,
+    private readonly onStart: () => void,
+  ) {}
+
+  onAdmit(): void {
+    this.admittedAt = performance.now();
+    this.onStart();
+  }
+
+  step(logits: Float32Array[], info: StepInfo): number | null {
+    this.ortMs += info.ortMs;
+    const token = this.pick(logits);
+    if (info.kind === 'prefill') this.prefilledAt = performance.now();
+    if (this.endsBefore(token)) return this.#end();
+    this.tokens.push(token);
+    this.onToken(this.tokens.length);
+    return this.tokens.length >= this.limit ? this.#end() : token;
+  }
+
+  #end(): null {
+    this.finishedAt = performance.now();
+    return null;
+  }
+}
+
+/**
+ * Tar on onnxruntime-node: understanding (image → text), generation (text → image) and editing (image + text →
+ * image) as one next-token loop over the bundle's LLM, with TA-Tok on the way in and AR-DTok + VQ on the way out.
+ *
+ * Concurrent requests share LLM and AR-DTok decode steps (continuous batching, see decoder.ts); every request has
+ * its own settings, random generator, progress callback and AbortSignal. Nothing about a request is stored on the
+ * model object.
+ */
+export class TarModel {
+  readonly manifest: Manifest;
+  readonly #bundle: Bundle;
+  readonly #prompts: PromptBuilder;
+  readonly #llm: DecoderBatcher;
+  readonly #arDTok: DecoderBatcher;
+  readonly #provider: ExecutionProvider;
+  #disposed = false;
+
+  private constructor(bundle: Bundle, options: TarModelOptions) {
+    this.#bundle = bundle;
+    this.manifest = bundle.manifest;
+    this.#provider = options.provider ?? 'cpu';
+    this.#prompts = new PromptBuilder(bundle.manifest, bundle.tokenizer);
+    const m = bundle.manifest;
+    const batching = {
+      ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
+      ...(options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue }),
+    };
+    this.#llm = new DecoderBatcher(
+      'llm',
+      bundle.graphs.llm,
+      { layers: m.llm.layers, kvHeads: m.llm.kvHeads, headDim: m.llm.headDim, dtype: m.llm.dtype, padId: m.tokens.pad },
+      batching,
+    );
+    this.#arDTok = new DecoderBatcher(
+      'arDTok',
+      bundle.graphs.arDTok,
+      {
+        layers: m.arDTok.layers,
+        kvHeads: m.arDTok.kvHeads,
+        headDim: m.arDTok.headDim,
+        dtype: m.arDTok.dtype,
+        condDim: m.arDTok.condDim,
+        padId: 0,
+      },
+      batching,
+    );
+  }
+
+  /** Opens and validates a bundle (see loadBundle) and prepares the decoders. */
+  static async load(options: TarModelOptions): Promise<TarModel> {
+    const bundle = await loadBundle(options.bundleDir, {
+      ...(options.provider === undefined ? {} : { provider: options.provider }),
+      ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
+      ...(options.onLoadProgress === undefined ? {} : { onProgress: options.onLoadProgress }),
+    });
+    try {
+      return new TarModel(bundle, options);
+    } catch (error) {
+      await bundle.dispose();
+      throw error;
+    }
+  }
+
+  info(): ModelInfo {
+    const m = this.manifest;
+    return {
+      name: m.name,
+      version: m.version,
+      description: m.description,
+      experimental: [...m.experimental],
+      scales: m.scales.map((s) => ({ ...s })),
+      defaultScale: m.defaultScale,
+      imageSize: m.vq.outputSize,
+      defaults: structuredClone(m.sampling),
+      provider: this.#provider,
+      maxBatch: this.#llm.maxBatch,
+    };
+  }
+
+  /** Batch counters of both decoders (for tests, metrics and benchmarks). */
+  metrics(): ModelMetrics {
+    return {
+      llm: { ...this.#llm.stats, ...this.#llm.load },
+      arDTok: { ...this.#arDTok.stats, ...this.#arDTok.load },
+    };
+  }
+
+  /** TA-Tok codes of an image at a scale (argmax, deterministic). */
+  async encodeImage(bytes: Uint8Array, scale: number = this.manifest.defaultScale, signal?: AbortSignal): Promise<ImageTokens> {
+    return this.#encode(bytes, scale, new RequestClock(), signal);
+  }
+
+  understand(request: UnderstandRequest & { image: ImageInput }): Promise<UnderstandResult>;
+  understand(request: UnderstandRequest): Promise<UnderstandResult<ImageTokens | undefined>>;
+  async understand(request: UnderstandRequest): Promise<UnderstandResult<ImageTokens | undefined>> {
+    this.#assertOpen();
+    const clock = new RequestClock();
+    const m = this.manifest;
+    const seed = resolveSeed(request.seed);
+    const sampling = resolveSettings('sampling', m.sampling.text, request.sampling);
+    checkPrompt(request.prompt);
+    const image =
+      request.image === undefined
+        ? undefined
+        : await this.#imageTokens(request.image, request.scale ?? m.defaultScale, clock, request);
+    const promptIds = this.#prompts.build(
+      { task: 'understand', prompt: request.prompt, ...(image === undefined ? {} : { image }) },
+      request.history,
+    );
+    this.#checkLength(promptIds.length, sampling.maxNewTokens, `maxNewTokens (${sampling.maxNewTokens})`);
+    const eos = new Set(m.tokens.eos);
+    const pipeline = createPipeline({ settings: sampling, rng: new Rng(seed, RNG_STREAM.llm), context: promptIds });
+    const answerIds = await this.#runLlm(
+      promptIds,
+      pipeline,
+      (token) => eos.has(token),
+      sampling.maxNewTokens,
+      clock,
+      request,
+    );
+    return {
+      text: this.#bundle.tokenizer.decode(answerIds),
+      answerIds,
+      imageTokens: image,
+      seed,
+      timings: clock.finish(),
+    };
+  }
+
+  async generate(request: GenerateRequest): Promise<ImageResult> {
+    this.#assertOpen();
+    const clock = new RequestClock();
+    const scale = request.scale ?? this.manifest.defaultScale;
+    this.#scaleInfo(scale, 'scale');
+    checkPrompt(request.prompt);
+    return this.#writeImage({ task: 'generate', prompt: request.prompt, scale }, request, clock);
+  }
+
+  async edit(request: EditRequest): Promise<ImageResult> {
+    this.#assertOpen();
+    const clock = new RequestClock();
+    const scale = request.scale ?? this.manifest.defaultScale;
+    this.#scaleInfo(scale, 'scale');
+    checkPrompt(request.prompt);
+    const image = await this.#imageTokens(request.image, request.imageScale ?? scale, clock, request);
+    const result = await this.#writeImage({ task: 'edit', prompt: request.prompt, scale, image }, request, clock);
+    return { ...result, inputImageTokens: image };
+  }
+
+  /** Pixels of stored image tokens: TA-Tok decoder, AR-DTok and VQ decoder (the second half of `generate`). */
+  async renderImage(request: RenderRequest): Promise<RenderResult> {
+    this.#assertOpen();
+    const clock = new RequestClock();
+    const seed = resolveSeed(request.seed);
+    const image = { tokens: request.tokens, scale: request.scale };
+    this.#prompts.checkImageTokens(image, 'image');
+    const detok = resolveSettings('detokSampling', this.manifest.sampling.detok, request.detokSampling);
+    const png = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
+    const size = this.manifest.vq.outputSize;
+    return { png, width: size, height: size, seed, timings: clock.finish() };
+  }
+
+  /** Rejects every waiting and running request with ModelDisposedError and releases the graphs. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#llm.dispose();
+    this.#arDTok.dispose();
+    await this.#bundle.dispose();
+  }
+
+  async #writeImage(prompt: PromptRequest & { scale: number }, request: GenerateRequest, clock: RequestClock): Promise<ImageResult> {
+    const m = this.manifest;
+    const seed = resolveSeed(request.seed);
+    const sampling = resolveSettings('sampling', m.sampling.image, request.sampling);
+    const detok = resolveSettings('detokSampling', m.sampling.detok, request.detokSampling);
+    const count = (this.#scaleInfo(prompt.scale, 'scale') as ScaleInfo).tokens;
+    const promptIds = this.#prompts.build(prompt, request.history);
+    this.#checkLength(promptIds.length, count, `the ${count} image tokens of scale ${prompt.scale}`);
+    const pipeline = createPipeline({
+      settings: sampling,
+      rng: new Rng(seed, RNG_STREAM.llm),
+      allowed: { start: m.tokens.imageBase, end: m.tokens.imageBase + m.tokens.imageCount },
+    });
+    const ids = await this.#runLlm(promptIds, pipeline, () => false, count, clock, request);
+    const tokens = ids.map((id) => id - m.tokens.imageBase);
+    const image = { tokens, scale: prompt.scale };
+    const png = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
+    const size = m.vq.outputSize;
+    return { image: { png, width: size, height: size, tokens, scale: prompt.scale }, seed, timings: clock.finish() };
+  }
+
+  async #runLlm(
+    promptIds: number[],
+    pipeline: SamplingPipeline,
+    endsBefore: (token: number) => boolean,
+    limit: number,
+    clock: RequestClock,
+    request: CommonRequest,
+  ): Promise<number[]> {
+    const progress = request.onProgress;
+    const job = new SequenceJob(
+      [{ inputIds: promptIds }],
+      request.signal,
+      (logits) => pipeline.next(logits[0] as Float32Array),
+      endsBefore,
+      limit,
+      (n) => {
+        if (n === 1) progress?.({ stage: 'prefill', done: 1, total: 1 });
+        progress?.({ stage: 'decode', done: n, total: limit });
+      },
+      () => progress?.({ stage: 'prefill', done: 0, total: 1 }),
+    );
+    await this.#llm.run(job);
+    clock.t.queued += job.admittedAt - job.submittedAt;
+    clock.t.prefill += job.prefilledAt - job.admittedAt;
+    clock.t.decode += job.finishedAt - job.prefilledAt;
+    clock.t.decodeTokens += job.tokens.length;
+    clock.t.ort += job.ortMs;
+    return job.tokens;
+  }
+
+  /** TA-Tok decoder → AR-DTok (CFG) → VQ decoder → PNG. */
+  async #render(
+    image: ImageTokens,
+    settings: DetokSampling,
+    rng: Rng,
+    clock: RequestClock,
+    request: { signal?: AbortSignal | undefined; onProgress?: ((event: ProgressEvent) => void) | undefined },
+  ): Promise<Buffer> {
+    const m = this.manifest;
+    const progress = request.onProgress;
+    const detokStart = performance.now();
+    checkAborted(request.signal);
+    const total = m.arDTok.codes;
+    progress?.({ stage: 'detokenize', done: 0, total });
+    const featuresRun = await this.#bundle.graphs.taTokDecoder.run({
+      ids: int64Tensor(image.tokens, [1, image.tokens.length]),
+    });
+    clock.t.ort += featuresRun.ms;
+    const features = featuresRun.outputs.features;
+    if (features === undefined) throw new InferenceError('taTokDecoder returned no "features"');
+    const cond = Float32Array.from(readFloat32(features));
+    const expected = image.tokens.length * m.arDTok.condDim;
+    if (cond.length !== expected) {
+      throw new InferenceError(`taTokDecoder features have ${cond.length} values, expected ${expected}`);
+    }
+    const guided = settings.cfgScale !== 1;
+    const rows: RowPrefill[] = [{ inputIds: [], cond }];
+    // The unconditional branch is the same sequence with an all-zero condition; both rows take the same code.
+    if (guided) rows.push({ inputIds: [], cond: new Float32Array(cond.length) });
+    const pipeline = createPipeline({ settings, rng });
+    const job = new SequenceJob(
+      rows,
+      request.signal,
+      (logits) => {
+        const conditional = logits[0] as Float32Array;
+        if (guided) mixCfg(conditional, logits[1] as Float32Array, settings.cfgScale);
+        return pipeline.next(conditional);
+      },
+      () => false,
+      total,
+      (n) => progress?.({ stage: 'detokenize', done: n, total }),
+      () => undefined,
+    );
+    const dtokQueued = performance.now();
+    await this.#arDTok.run(job);
+    clock.t.queued += job.admittedAt - dtokQueued;
+    clock.t.ort += job.ortMs;
+    clock.t.detokenize += performance.now() - detokStart - (job.admittedAt - dtokQueued);
+
+    checkAborted(request.signal);
+    const vqStart = performance.now();
+    progress?.({ stage: 'vq-decode', done: 0, total: 1 });
+    const grid = m.vq.grid;
+    const vq = await this.#bundle.graphs.vqDecoder.run({ codes: int64Tensor(job.tokens, [1, grid * grid]) });
+    clock.t.ort += vq.ms;
+    const pixels = vq.outputs.pixels;
+    if (pixels === undefined) throw new InferenceError('vqDecoder returned no "pixels"');
+    const png = await pixelsToPng(readFloat32(pixels), m.vq.outputSize);
+    progress?.({ stage: 'vq-decode', done: 1, total: 1 });
+    clock.t.vqDecode += performance.now() - vqStart;
+    return png;
+  }
+
+  async #imageTokens(
+    input: ImageInput,
+    scale: number,
+    clock: RequestClock,
+    request: CommonRequest,
+  ): Promise<ImageTokens> {
+    if ('bytes' in input) {
+      request.onProgress?.({ stage: 'encode', done: 0, total: 1 });
+      const tokens = await this.#encode(input.bytes, scale, clock, request.signal);
+      request.onProgress?.({ stage: 'encode', done: 1, total: 1 });
+      return tokens;
+    }
+    const image = { tokens: input.tokens, scale: input.scale };
+    this.#prompts.checkImageTokens(image, 'image');
+    return image;
+  }
+
+  async #encode(bytes: Uint8Array, scale: number, clock: RequestClock, signal?: AbortSignal): Promise<ImageTokens> {
+    this.#assertOpen();
+    const info = this.#scaleInfo(scale, 'scale');
+    checkAborted(signal);
+    const start = performance.now();
+    const m = this.manifest;
+    const pixels = await imageToPixels(bytes, m.image);
+    checkAborted(signal);
+    const size = m.image.inputSize;
+    const run = await this.#bundle.graphs.taTokEncoder.run({
+      pixels: floatTensor(graphDtype('taTokEncoder', m), pixels, [1, 3, size, size]),
+      scale: int64Tensor([scale], [1]),
+    });
+    clock.t.ort += run.ms;
+    const ids = run.outputs.ids;
+    if (ids === undefined) throw new InferenceError('taTokEncoder returned no "ids"');
+    const tokens = readInt64(ids);
+    if (tokens.length !== info.tokens || tokens.some((t) => t < 0 || t >= m.tokens.imageCount)) {
+      throw new InferenceError(
+        `taTokEncoder returned ${tokens.length} ids at scale ${scale}, expected ${info.tokens} ids in [0, ${m.tokens.imageCount})`,
+      );
+    }
+    clock.t.encode += performance.now() - start;
+    return { tokens, scale };
+  }
+
+  #scaleInfo(scale: number, what: string): ScaleInfo {
+    const info = findScale(this.manifest, scale);
+    if (info === undefined) {
+      throw new InvalidRequestError(
+        `${what} must be one of ${this.manifest.scales.map((s) => s.scale).join(', ')}, not ${scale}`,
+      );
+    }
+    return info;
+  }
+
+  #checkLength(promptTokens: number, budget: number, what: string): void {
+    const max = this.manifest.llm.maxPositions;
+    if (promptTokens + budget > max) {
+      throw new PromptTooLongError(
+        `the prompt is ${promptTokens} tokens; with ${what} it needs ${promptTokens + budget} positions, more than llm.maxPositions (${max})`,
+        promptTokens,
+        max,
+      );
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#disposed) throw new ModelDisposedError();
+  }
+}
+
+function checkPrompt(prompt: unknown): void {
+  if (typeof prompt !== 'string') throw new InvalidRequestError('prompt must be a string');
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CancelledError('the request was cancelled', { cause: signal.reason });
+}
