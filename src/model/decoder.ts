@@ -185,7 +185,8 @@ export class DecoderBatcher {
         signal.addEventListener('abort', slot.onAbort, { once: true });
       }
       this.#waiting.push(slot);
-      void this.#pump();
+      // Started on the next turn of the event loop, so that jobs submitted together are prefilled together.
+      setImmediate(() => void this.#pump());
     });
   }
 

@@ -118,6 +118,8 @@ export interface GeneratedImage extends ImageTokens {
   png: Buffer;
   width: number;
   height: number;
+  /** The AR-DTok's VQ codes (row-major over `vq.grid`²) that the VQ decoder turned into the pixels. */
+  vqCodes: number[];
 }
 
 export interface ImageResult {
@@ -140,6 +142,8 @@ export interface RenderResult {
   png: Buffer;
   width: number;
   height: number;
+  /** The AR-DTok's VQ codes (row-major over `vq.grid`²). */
+  vqCodes: number[];
   seed: number;
   timings: Timings;
 }
@@ -387,9 +391,9 @@ export class TarModel {
     const image = { tokens: request.tokens, scale: request.scale };
     this.#prompts.checkImageTokens(image, 'image');
     const detok = resolveSettings('detokSampling', this.manifest.sampling.detok, request.detokSampling);
-    const png = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
+    const { png, vqCodes } = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
     const size = this.manifest.vq.outputSize;
-    return { png, width: size, height: size, seed, timings: clock.finish() };
+    return { png, width: size, height: size, vqCodes, seed, timings: clock.finish() };
   }
 
   /** Rejects every waiting and running request with ModelDisposedError and releases the graphs. */
@@ -417,9 +421,13 @@ export class TarModel {
     const ids = await this.#runLlm(promptIds, pipeline, () => false, count, clock, request);
     const tokens = ids.map((id) => id - m.tokens.imageBase);
     const image = { tokens, scale: prompt.scale };
-    const png = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
+    const { png, vqCodes } = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
     const size = m.vq.outputSize;
-    return { image: { png, width: size, height: size, tokens, scale: prompt.scale }, seed, timings: clock.finish() };
+    return {
+      image: { png, width: size, height: size, tokens, scale: prompt.scale, vqCodes },
+      seed,
+      timings: clock.finish(),
+    };
   }
 
   async #runLlm(
@@ -459,7 +467,7 @@ export class TarModel {
     rng: Rng,
     clock: RequestClock,
     request: { signal?: AbortSignal | undefined; onProgress?: ((event: ProgressEvent) => void) | undefined },
-  ): Promise<Buffer> {
+  ): Promise<{ png: Buffer; vqCodes: number[] }> {
     const m = this.manifest;
     const progress = request.onProgress;
     const detokStart = performance.now();
@@ -512,7 +520,7 @@ export class TarModel {
     const png = await pixelsToPng(readFloat32(pixels), m.vq.outputSize);
     progress?.({ stage: 'vq-decode', done: 1, total: 1 });
     clock.t.vqDecode += performance.now() - vqStart;
-    return png;
+    return { png, vqCodes: job.tokens };
   }
 
   async #imageTokens(
