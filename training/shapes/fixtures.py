@@ -4,6 +4,8 @@
   sheet.png      200 rendered scenes, 64x64 tiles, 20 per row, in scenes.json order
   scenes.json    [{"seed", "scene", "description"}] for the tiles
   language.json  {"prompts": [...], "questions": [...], "edits": [...]} sampled with paraphrases, for the TS parsers
+  edits.png      N_EDIT_PAIRS edits rendered as (source, target) tile pairs, 20 tiles per row
+  edits.json     [{"seed", "scene", "op", "instruction", "canonical_instruction", "target"}] for the pairs
 
     training/py -m shapes.fixtures [--out tests/fixtures/shapes]
 """
@@ -23,6 +25,7 @@ from .scene import Scene, sample_scene
 from .vocab import IMAGE_SIZE, as_json
 
 N_SCENES = 200
+N_EDIT_PAIRS = 60
 PER_ROW = 20
 
 
@@ -68,6 +71,21 @@ def write(out: str) -> None:
         if e is None:
             e = L.edit(sc, rng, None, paraphrase=i % 3 != 0)
         edits.append({"scene": sc.to_json(), **e})
+    pairs = []
+    sheet = Image.new("RGB", (PER_ROW * IMAGE_SIZE, (2 * N_EDIT_PAIRS + PER_ROW - 1) // PER_ROW * IMAGE_SIZE))
+    for i in range(N_EDIT_PAIRS):
+        seed = FIXTURE_SEED_START + 2 * 10**5 + i
+        r = random.Random(seed)
+        sc = sample_scene(r)
+        e = L.edit(sc, r, L.EDIT_OPS[i % len(L.EDIT_OPS)], paraphrase=False) or L.edit(sc, r, None, paraphrase=False)
+        pairs.append({"seed": seed, "scene": sc.to_json(), **e})
+        for k, s2 in enumerate((sc, Scene.from_json(e["target"]))):
+            t = 2 * i + k
+            sheet.paste(render_image(s2), ((t % PER_ROW) * IMAGE_SIZE, (t // PER_ROW) * IMAGE_SIZE))
+    sheet.save(os.path.join(out, "edits.png"), format="PNG", optimize=True)
+    with open(os.path.join(out, "edits.json"), "w") as f:
+        json.dump({"tile": IMAGE_SIZE, "perRow": PER_ROW, "items": pairs}, f, separators=(",", ":"))
+        f.write("\n")
     with open(os.path.join(out, "language.json"), "w") as f:
         json.dump({"prompts": prompts, "questions": questions, "edits": edits}, f, separators=(",", ":"))
         f.write("\n")
