@@ -129,6 +129,10 @@ export class DecoderBatcher {
   #active: Slot[] = [];
   #cache: Cache | undefined;
   #running = false;
+  /** The batch loop while it runs. */
+  #loop: Promise<void> = Promise.resolve();
+  /** Jobs taken from the queue whose prefill is running. */
+  #admitting: Slot[] = [];
   #disposed = false;
   #logitsScratch = new Float32Array(0);
 
@@ -186,24 +190,34 @@ export class DecoderBatcher {
       }
       this.#waiting.push(slot);
       // Started on the next turn of the event loop, so that jobs submitted together are prefilled together.
-      setImmediate(() => void this.#pump());
+      setImmediate(() => this.#pump());
     });
   }
 
-  /** Rejects every waiting and active job with ModelDisposedError and refuses new ones. */
-  dispose(): void {
+  /**
+   * Rejects every waiting, admitted and active job with ModelDisposedError and refuses new ones; resolves when the
+   * run in flight (if any) has returned, so that the graph can be released safely.
+   */
+  async dispose(): Promise<void> {
     this.#disposed = true;
-    for (const slot of [...this.#waiting.splice(0), ...this.#active.filter((s) => !s.finished)]) {
+    for (const slot of [...this.#waiting.splice(0), ...this.#admitting, ...this.#active]) {
+      if (slot.finished) continue;
       slot.finished = true;
       this.#settle(slot, new ModelDisposedError());
     }
     this.#active = [];
+    this.#admitting = [];
     this.#cache = undefined;
+    await this.#loop;
   }
 
-  async #pump(): Promise<void> {
-    if (this.#running) return;
+  #pump(): void {
+    if (this.#running || this.#disposed) return;
     this.#running = true;
+    this.#loop = this.#runLoop();
+  }
+
+  async #runLoop(): Promise<void> {
     try {
       while (!this.#disposed && (this.#waiting.length > 0 || this.#active.length > 0)) {
         const start = performance.now();
@@ -229,6 +243,7 @@ export class DecoderBatcher {
     let prefilled: Cache | undefined;
     if (newcomers.length > 0) {
       changed = true;
+      this.#admitting = newcomers;
       try {
         prefilled = await this.#prefill(newcomers);
       } catch (error) {
@@ -239,8 +254,10 @@ export class DecoderBatcher {
         }
       }
     }
+    this.#admitting = [];
+    if (this.#disposed) return;
     if (changed) this.#rebuild(newcomers, prefilled);
-    if (this.#disposed || this.#active.length === 0) return;
+    if (this.#active.length === 0) return;
     await this.#decodeStep();
   }
 

@@ -4,7 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { performance } from 'node:perf_hooks';
-import { InferenceError, ProviderUnavailableError } from './errors.ts';
+import { InferenceError, ModelDisposedError, ProviderUnavailableError } from './errors.ts';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -64,6 +64,7 @@ export class Graph {
   readonly inputs: readonly PortInfo[];
   readonly outputs: readonly PortInfo[];
   #session: ort.InferenceSession | undefined;
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   private constructor(
     readonly label: string,
@@ -102,20 +103,26 @@ export class Graph {
   /** Runs the graph; `ms` is the wall time spent inside onnxruntime. */
   async run(feeds: Record<string, Tensor>): Promise<{ outputs: Record<string, Tensor>; ms: number }> {
     const session = this.#session;
-    if (session === undefined) throw new InferenceError(`${this.label} has been disposed`);
+    if (session === undefined) throw new ModelDisposedError(`${this.label} has been disposed`);
     const start = performance.now();
+    const running = session.run(feeds);
+    this.#inFlight.add(running);
     let outputs: Record<string, Tensor>;
     try {
-      outputs = (await session.run(feeds)) as Record<string, Tensor>;
+      outputs = (await running) as Record<string, Tensor>;
     } catch (error) {
       throw new InferenceError(`${this.label} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
+    } finally {
+      this.#inFlight.delete(running);
     }
     return { outputs, ms: performance.now() - start };
   }
 
+  /** Refuses new runs, waits for the runs in flight (releasing a session under a run is unsafe), then releases. */
   async dispose(): Promise<void> {
     const session = this.#session;
     this.#session = undefined;
+    await Promise.allSettled([...this.#inFlight]);
     await session?.release();
   }
 }

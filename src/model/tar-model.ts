@@ -267,6 +267,7 @@ export class TarModel {
       { layers: m.llm.layers, kvHeads: m.llm.kvHeads, headDim: m.llm.headDim, dtype: m.llm.dtype, padId: m.tokens.pad },
       batching,
     );
+    // A guided request takes two AR-DTok rows, so that decoder holds at least two whatever maxBatch says.
     this.#arDTok = new DecoderBatcher(
       'arDTok',
       bundle.graphs.arDTok,
@@ -278,7 +279,7 @@ export class TarModel {
         condDim: m.arDTok.condDim,
         padId: 0,
       },
-      batching,
+      { ...batching, maxBatch: Math.max(2, options.maxBatch ?? 16) },
     );
   }
 
@@ -400,8 +401,7 @@ export class TarModel {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#llm.dispose();
-    this.#arDTok.dispose();
+    await Promise.all([this.#llm.dispose(), this.#arDTok.dispose()]);
     await this.#bundle.dispose();
   }
 
