@@ -105,6 +105,17 @@ describe('continuous batching', () => {
     assert.ok(after.llm.batchedSteps > before.llm.batchedSteps, 'the late request shared steps with the running one');
   });
 
+  it('AR-DTok rows with conditions of different lengths (scales) are left-padded together', async () => {
+    const inputs = [imageOf(5, 1), imageOf(6, 3), imageOf(7, 2)];
+    const render = (image: ImageTokens) => model.renderImage({ ...image, seed: 1, detokSampling: { temperature: 0 } });
+    const alone = [];
+    for (const image of inputs) alone.push((await render(image)).vqCodes);
+    const before = model.metrics().arDTok.prefills;
+    const together = await Promise.all(inputs.map(render));
+    assert.equal(model.metrics().arDTok.prefills - before, 1);
+    assert.deepEqual(together.map((r) => r.vqCodes), alone);
+  });
+
   it('concurrent generations share AR-DTok steps (two CFG rows each)', async () => {
     const before = model.metrics().arDTok;
     const seeds = [1, 2, 3];
