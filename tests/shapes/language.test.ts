@@ -40,12 +40,15 @@ test('parseDescription() accepts "draw ..." variants and refuses partial or brok
 });
 
 test('parsePrompt() recovers the constraints of every Python generation prompt', () => {
-  const { prompts } = readJson<{ prompts: { prompt: string; full: boolean; constraints: Constraints }[] }>('language.json');
+  const { prompts } = readJson<{ prompts: { prompt: string; canonical_prompt: string; full: boolean; constraints: Constraints }[] }>('language.json');
   assert.ok(prompts.length >= 200);
   for (const p of prompts) {
-    const c = parsePrompt(p.prompt);
-    assert.ok(c, p.prompt);
-    assert.equal(constraintsKey(c), constraintsKey(p.constraints), p.prompt);
+    for (const text of [p.prompt, p.canonical_prompt]) {
+      const c = parsePrompt(text);
+      assert.ok(c, text);
+      assert.equal(constraintsKey(c), constraintsKey(p.constraints), text);
+    }
+    if (p.full) assert.ok(parseDescription(p.canonical_prompt), p.canonical_prompt);
   }
 });
 

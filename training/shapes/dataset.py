@@ -7,7 +7,8 @@ Seed ranges (every record is a pure function of its seed: random.Random(seed)):
 
 Records (JSON-ready dicts; scenes in scene.py's JSON form, jitter included):
   {"type": "understand", "seed", "scene", "kind", "question", "canonical_question", "answer"}
-  {"type": "generate",   "seed", "prompt", "full", "constraints", "scene"}        scene: a target meeting constraints
+  {"type": "generate",   "seed", "prompt", "canonical_prompt", "full", "constraints", "scene"}
+                                                             scene: a target meeting the constraints
   {"type": "edit",       "seed", "scene", "op", "instruction", "canonical_instruction", "target"}
   {"type": "multiturn",  "seed", "scenes": [scene, ...], "turns": [turn, ...]}
      user turn:      {"role": "user", "task": "understand"|"generate"|"edit", "text", "canonical_text",
@@ -78,10 +79,9 @@ def multiturn_example(rng: random.Random, paraphrase: bool = True, determined: b
     n = rng.randint(2, 4)
     if rng.random() < 0.4:
         g = L.generation_prompt(rng, full=True if determined else None, paraphrase=paraphrase)
-        canonical = L.describe(Scene.from_json(g["scene"])) if g["full"] else g["prompt"]
         scenes.append(g["scene"])
         turns.append({"role": "user", "task": "generate", "text": g["prompt"],
-                      "canonical_text": canonical, "constraints": g["constraints"]})
+                      "canonical_text": g["canonical_prompt"], "constraints": g["constraints"]})
         turns.append({"role": "assistant", "image": 0})
         plan = [("understand" if rng.random() < 0.6 else "edit") for _ in range(n - 1)]
         attach_first = False

@@ -58,7 +58,8 @@ def write(out: str) -> None:
     prompts = []
     for i in range(300):
         g = L.generation_prompt(rng, full=None if i >= 20 else (i % 2 == 0), paraphrase=i % 5 != 0)
-        prompts.append({"prompt": g["prompt"], "full": g["full"], "constraints": g["constraints"]})
+        prompts.append({"prompt": g["prompt"], "canonical_prompt": g["canonical_prompt"], "full": g["full"],
+                        "constraints": g["constraints"]})
     questions = []
     for i in range(150):
         sc = sample_scene(rng)

@@ -236,9 +236,11 @@ def _object_words(size: str | None, color: str | None, shape: str | None, plural
 
 def generation_prompt(rng: random.Random, full: bool | None = None, paraphrase: bool = True,
                       scene: Scene | None = None) -> dict:
-    """A text-to-image example: {"prompt", "full", "constraints", "scene"}. `scene` (JSON) is a target that satisfies
-    the constraints, with every unstated attribute sampled at random. Full prompts state everything: canonical
-    prompt = the canonical description; paraphrases add a prefix ("draw ...") and vary position phrases."""
+    """A text-to-image example: {"prompt", "canonical_prompt", "full", "constraints", "scene"}. `scene` (JSON) is a
+    target that satisfies the constraints, with every unstated attribute sampled at random. Full prompts state
+    everything: canonical prompt = the canonical description; paraphrases add a lead-in ("draw ...") and vary
+    position phrases. Partial canonical prompt: the bare phrase list ("a red circle and two green squares on a black
+    background", no lead-in, no period). With paraphrase=False, prompt == canonical_prompt."""
     if scene is None:
         scene = sample_scene(rng)
     if full is None:
@@ -254,7 +256,8 @@ def generation_prompt(rng: random.Random, full: bool | None = None, paraphrase: 
             bg = scene.background if rng.random() < 0.9 else "grey" if scene.background == "gray" else scene.background
             body = join_phrases(parts) + f" on a {bg} background"
             prompt = _style(rng, rng.choice(FULL_PREFIXES) + body)
-        return {"prompt": prompt, "full": True, "constraints": full_constraints(scene), "scene": scene.to_json()}
+        return {"prompt": prompt, "canonical_prompt": describe(scene), "full": True,
+                "constraints": full_constraints(scene), "scene": scene.to_json()}
 
     # Partial: each attribute of each object is stated with probability 1/2, the background with 2/5;
     # objects whose stated attributes are identical (and whose position is unstated) are merged ("two green squares").
@@ -279,29 +282,36 @@ def generation_prompt(rng: random.Random, full: bool | None = None, paraphrase: 
             groups.append((s, 1))
     rng.shuffle(groups)
     parts = []
+    canon_parts = []
     constraints_objects = []
     for s, n in groups:
-        words = _object_words(s["size"], s["color"], s["shape"], n > 1, rng, paraphrase)
+        canon_words = _object_words(s["size"], s["color"], s["shape"], n > 1, rng, False)
+        words = _object_words(s["size"], s["color"], s["shape"], n > 1, rng, paraphrase) if paraphrase else canon_words
         if n == 1:
-            first = words.split(" ")[0]
-            det = article(first) if (not paraphrase or rng.random() < 0.9) else "one"
+            canon_det = article(canon_words.split(" ")[0])
+            det = article(words.split(" ")[0]) if (not paraphrase or rng.random() < 0.9) else "one"
         else:
-            det = NUMBER_WORDS[n]
+            canon_det = det = NUMBER_WORDS[n]
         phrase = f"{det} {words}"
+        canon = f"{canon_det} {canon_words}"
         if s["position"]:
             pos = rng.choice(POSITION_VARIANTS[s["position"]]) if paraphrase else POSITION_PHRASES[s["position"]]
             phrase += f" {pos}"
+            canon += f" {POSITION_PHRASES[s['position']]}"
         parts.append(phrase)
+        canon_parts.append(canon)
         constraints_objects.extend(dict(s) for _ in range(n))
     body = join_phrases(parts)
+    canonical = join_phrases(canon_parts)
     bg = None
     if rng.random() < 0.4:
         bg = scene.background
         bg_word = "grey" if (bg == "gray" and paraphrase and rng.random() < 0.1) else bg
         body += f" on a {bg_word} background"
+        canonical += f" on a {bg} background"
     prompt = _style(rng, rng.choice(PARTIAL_PREFIXES) + body) if paraphrase else body
-    return {"prompt": prompt, "full": False, "constraints": {"background": bg, "objects": constraints_objects},
-            "scene": scene.to_json()}
+    return {"prompt": prompt, "canonical_prompt": canonical, "full": False,
+            "constraints": {"background": bg, "objects": constraints_objects}, "scene": scene.to_json()}
 
 
 def satisfies(scene: Scene, constraints: dict) -> bool:
