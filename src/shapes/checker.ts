@@ -44,6 +44,8 @@ export interface Detection {
   /** The scene, or null when the image is not a valid scene (no object, more than 3, two in one cell). */
   scene: Scene | null;
   problems: string[];
+  /** Faint blobs ignored (strongest pixels less than half-way from the background to any palette colour). */
+  ignored: number;
 }
 
 export interface RawImage {
@@ -56,6 +58,8 @@ export interface RawImage {
 
 export const FG_THRESHOLD = 48;
 const ALPHA_FLOOR = 0.2;
+/** Blobs whose strongest pixels are less than half-way from the background to their colour are ghosts, not objects. */
+const MIN_PEAK_COVERAGE = 0.5;
 const BASE_MIN_PIXELS = 12;
 const BASE_MIN_MASS = 18;
 const SIZE_THRESHOLD = (SIZES.small + SIZES.large) / 2;
@@ -220,6 +224,7 @@ export function detect(image: RawImage): Detection {
   });
 
   const objects: DetectedObject[] = [];
+  let faint = 0;
   const minMass = BASE_MIN_MASS * scale * scale;
   for (const members of groups.values()) {
     const color = blobColor[members[0]!]!;
@@ -232,6 +237,7 @@ export function detect(image: RawImage): Detection {
     const memberPixels = members.flatMap((i) => blobs[i]!.pixels);
     const pa = memberPixels.map((p) => ((R[p]! - bgRgb[0]) * pv[0] + (G[p]! - bgRgb[1]) * pv[1] + (B[p]! - bgRgb[2]) * pv[2]) / pvv);
     const peak = [...pa].sort((a, b) => b - a)[Math.floor(pa.length * 0.1)] ?? 1;
+    if (peak < MIN_PEAK_COVERAGE) { faint++; continue; }
     let o0 = 0, o1 = 0, o2 = 0, on = 0;
     memberPixels.forEach((p, k) => {
       if (pa[k]! < 0.9 * peak) return;
@@ -314,7 +320,7 @@ export function detect(image: RawImage): Detection {
     background,
     objects: sorted.map((o) => ({ shape: o.shape, color: o.color, size: o.size, position: o.position })),
   };
-  return { background, backgroundRgb: bgRgb, objects: sorted, scene, problems };
+  return { background, backgroundRgb: bgRgb, objects: sorted, scene, problems, ignored: faint };
 }
 
 /** Shape from the coverage features (thresholds tuned on the fixtures, clean and perturbed; see the docs).

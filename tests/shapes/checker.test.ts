@@ -73,3 +73,27 @@ test('checker works through PNG and on upscaled images', async () => {
   const raw256 = await sharp(big).removeAlpha().raw().toBuffer();
   assert.equal(sceneKey(detect({ data: new Uint8Array(raw256), width: 256, height: 256, channels: 3 }).scene!), sceneKey(item.scene));
 });
+
+test('checker ignores a faint ghost blob but finds a real extra object', () => {
+  const item = items.find((it) => it.scene.objects.length === 1)!;
+  const used = item.scene.objects[0]!.position;
+  const free = ['top left', 'top', 'top right', 'left', 'center', 'right', 'bottom left', 'bottom', 'bottom right'].indexOf(used) === 4 ? 0 : 4;
+  const paint = (alpha: number): RawImage => {
+    const img = { ...item.image, data: new Uint8Array(item.image.data) };
+    const cx = (free % 3) * 64 / 3 + 6, cy = Math.floor(free / 3) * 64 / 3 + 6;
+    for (let y = Math.floor(cy); y < cy + 9; y++) {
+      for (let x = Math.floor(cx); x < cx + 9; x++) {
+        const k = (y * 64 + x) * 3;
+        const target = [225, 25, 35];
+        for (let c = 0; c < 3; c++) img.data[k + c] = Math.round(img.data[k + c]! * (1 - alpha) + target[c]! * alpha);
+      }
+    }
+    return img;
+  };
+  const ghost = detect(paint(0.35));
+  assert.equal(sceneKey(ghost.scene!), sceneKey(item.scene));
+  assert.equal(ghost.ignored, 1);
+  const real = detect(paint(1));
+  assert.equal(real.objects.length, 2);
+  assert.ok(real.objects.some((o) => o.color === 'red' && o.shape === 'square' && o.size === 'small'));
+});
