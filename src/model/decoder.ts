@@ -79,7 +79,10 @@ export interface DecoderShape {
 export interface BatcherOptions {
   /** Most rows decoded together. Defaults to 16. */
   maxBatch?: number;
-  /** Most jobs waiting for admission; more are refused with QueueFullError. Defaults to 64. */
+  /**
+   * Most jobs waiting for a place in the batch (beyond those that fit the free rows); more are refused with
+   * QueueFullError. Defaults to 64.
+   */
   maxQueue?: number;
 }
 
@@ -169,9 +172,10 @@ export class DecoderBatcher {
       );
     }
     if (job.signal?.aborted) return Promise.reject(cancelled(job.signal));
-    if (this.#waiting.length >= this.maxQueue) {
+    const queued = this.#queuedBeyondCapacity(job.rows.length);
+    if (queued !== undefined && queued >= this.maxQueue) {
       return Promise.reject(
-        new QueueFullError(`${this.label}: ${this.#waiting.length} requests are already waiting (the limit); retry later`),
+        new QueueFullError(`${this.label}: ${queued} requests are already waiting for a place in the batch (the limit); retry later`),
       );
     }
     return new Promise<void>((resolve, reject) => {
@@ -192,6 +196,21 @@ export class DecoderBatcher {
       // Started on the next turn of the event loop, so that jobs submitted together are prefilled together.
       setImmediate(() => this.#pump());
     });
+  }
+
+  /**
+   * How many waiting jobs will not fit in the batch at the next admission, when a job of `rows` rows would not fit
+   * either; undefined when it would. Jobs that fit the free rows are never refused, so `maxQueue` bounds only the
+   * jobs that really wait.
+   */
+  #queuedBeyondCapacity(rows: number): number | undefined {
+    let free = this.maxBatch - [...this.#active, ...this.#admitting].reduce((n, s) => n + (s.finished ? 0 : s.job.rows.length), 0);
+    let beyond = 0;
+    for (const slot of this.#waiting) {
+      if (beyond === 0 && slot.job.rows.length <= free) free -= slot.job.rows.length;
+      else beyond += 1;
+    }
+    return beyond === 0 && rows <= free ? undefined : beyond;
   }
 
   /**

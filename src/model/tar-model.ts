@@ -211,6 +211,7 @@ class SequenceJob implements DecodeJob {
     private readonly limit: number,
     private readonly onToken: (count: number) => void,
     private readonly onStart: () => void,
+    private readonly onPrefilled: () => void,
   ) {}
 
   onAdmit(): void {
@@ -221,7 +222,10 @@ class SequenceJob implements DecodeJob {
   step(logits: Float32Array[], info: StepInfo): number | null {
     this.ortMs += info.ortMs;
     const token = this.pick(logits);
-    if (info.kind === 'prefill') this.prefilledAt = performance.now();
+    if (info.kind === 'prefill') {
+      this.prefilledAt = performance.now();
+      this.onPrefilled();
+    }
     if (this.endsBefore(token)) return this.#end();
     this.tokens.push(token);
     this.onToken(this.tokens.length);
@@ -445,11 +449,9 @@ export class TarModel {
       (logits) => pipeline.next(logits[0] as Float32Array),
       endsBefore,
       limit,
-      (n) => {
-        if (n === 1) progress?.({ stage: 'prefill', done: 1, total: 1 });
-        progress?.({ stage: 'decode', done: n, total: limit });
-      },
+      (n) => progress?.({ stage: 'decode', done: n, total: limit }),
       () => progress?.({ stage: 'prefill', done: 0, total: 1 }),
+      () => progress?.({ stage: 'prefill', done: 1, total: 1 }),
     );
     await this.#llm.run(job);
     clock.t.queued += job.admittedAt - job.submittedAt;
@@ -501,6 +503,7 @@ export class TarModel {
       () => false,
       total,
       (n) => progress?.({ stage: 'detokenize', done: n, total }),
+      () => undefined,
       () => undefined,
     );
     const dtokQueued = performance.now();

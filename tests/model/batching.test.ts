@@ -132,13 +132,14 @@ describe('continuous batching', () => {
 
 describe('admission, cancellation and limits', () => {
   it('refuses with QueueFullError when the waiting queue is full', async () => {
+    // One row in the batch and one place in the queue: of four requests at once, one runs, one waits, two are refused.
     const small = await TarModel.load({ bundleDir: TINY_BUNDLE, intraOpThreads: 1, maxBatch: 1, maxQueue: 1 });
     try {
       const settled = await Promise.allSettled(
-        [0, 1, 2].map((i) => small.understand({ image: imageOf(i), prompt: 'q', sampling: greedy(3) })),
+        [0, 1, 2, 3].map((i) => small.understand({ image: imageOf(i), prompt: 'q', sampling: greedy(3) })),
       );
-      assert.equal(settled[0]?.status, 'fulfilled');
-      for (const s of settled.slice(1)) {
+      assert.deepEqual(settled.slice(0, 2).map((s) => s.status), ['fulfilled', 'fulfilled']);
+      for (const s of settled.slice(2)) {
         assert.equal(s.status, 'rejected');
         const reason = (s as PromiseRejectedResult).reason;
         assert.ok(reason instanceof QueueFullError && reason.code === 'QUEUE_FULL', String(reason));
