@@ -12,6 +12,7 @@
 //     Fill M/(W·H): square ≈ 1, circle ≈ π/4, upright triangle ≈ 1/2; the α-centroid of an upright triangle sits
 //     at ≈ 2/3 of its height, of a circle or square at 1/2. Size: (W+H)/2 against the midpoint of small and large.
 //     Cell: the centre of the column/row max-α profiles (the centre of the bounding box).
+//  5. Ghost blobs (strongest pixels less than half-way to their colour) and specks are ignored.
 import {
   type Background, type Color, type Position, type RGB, type Shape, type Size,
   BACKGROUNDS, BACKGROUND_NAMES, COLORS, COLOR_NAMES, GRID, IMAGE_SIZE, MAX_OBJECTS, MIN_OBJECTS, POSITIONS, SIZES,
