@@ -1,0 +1,979 @@
+"""Train the default Dialect model, a miniature Tar on the shapes world, in the paper's stage order, export the
+bundle to models/tar-shapes/ and check it.
+
+    training/py training/train_shapes.py --out training/runs/shapes              # everything (resumes)
+    training/py training/train_shapes.py --out ... --stage unified               # one stage (and redo it)
+    training/py training/train_shapes.py --out ... --device cuda --time-scale 0  # GPU: step caps only
+    training/py training/train_shapes.py --out /tmp/smoke --smoke                # minutes-long smoke run
+
+Stages: data, tokenizer, llm-text, ta-tok, vq-vae, ar-dtok, unified, export, check. Every stage writes its
+result into --out and is skipped once done; training stages checkpoint every minute and resume after a kill.
+Each training stage stops at its step cap or its time budget (minutes × --time-scale), whichever comes first;
+the cosine learning rate follows whichever is nearer. Measured per-stage times go to OUT/times.json.
+See docs/model-card.md.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+ROOT = os.path.dirname(HERE)
+
+import export_bundle as eb  # noqa: E402
+from dialect_tar.ar_dtok import ARDTok  # noqa: E402
+from dialect_tar.config import ARDTokConfig, LLMConfig, TaTokConfig, VQConfig, to_dict  # noqa: E402
+from dialect_tar.llm import QwenLM  # noqa: E402
+from dialect_tar.reference import ImageRef, TarPipeline, Turn  # noqa: E402
+from dialect_tar.ta_tok import Codebook, TaTokDecoder, TaTokEncoder  # noqa: E402
+from dialect_tar.tokenizer import BPETokenizer, tar_special_tokens  # noqa: E402
+from dialect_tar.vq import VQVAE  # noqa: E402
+from shapes import dataset as D  # noqa: E402
+from shapes import language as L  # noqa: E402
+from shapes.render import render  # noqa: E402
+from shapes.scene import Scene, sample_scene  # noqa: E402
+from train.common import (Run, Progress, log, atomic_save, scene_labels, labels_to_scene_dict, satisfies,  # noqa
+                          same_scene, llm_hidden, ar_train_logits, ta_encode_z, ta_decode_z, vq_quantize,
+                          to_pixels, detect, N_CELL_STATES)
+
+STAGES = ["data", "tokenizer", "llm-text", "ta-tok", "vq-vae", "ar-dtok", "unified", "export", "check"]
+SEED = 20260
+K = 256                 # TA-Tok codebook = image tokens
+TEXT_VOCAB = 640        # BPE target (bytes + merges); the trainer stops earlier when no pair is left
+VQ_K = 512
+POOL_SEEDS = (0, 10**8)            # image pool: scene seeds POOL_SEEDS[0] + i (training range)
+VAL_SEED0 = 9 * 10**8              # monitoring seeds: training range, never used for training
+UNIFIED_SEED0 = 2 * 10**8          # unified records: dataset.example(seed) from here
+CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for train and serve
+
+# defaults: (steps, minutes on the 2-core CPU)
+PLAN = {"llm-text": (600, 4), "ta-tok": (2500, 11), "vq-vae": (2500, 9), "ar-dtok": (2500, 12),
+        "unified": (6000, 42)}
+
+
+# ============================================================================================== configs
+def make_configs(text_vocab: int):
+    llm = LLMConfig(vocab_size=text_vocab + 8 + K, hidden=256, layers=4, heads=8, kv_heads=4, head_dim=32,
+                    intermediate=768, rope_theta=10000.0, tie_embeddings=False, max_positions=1024)
+    ta = TaTokConfig(codebook_size=K, code_dim=llm.hidden, input_size=64, encoder_size=72, patch=8, width=128,
+                     layers=5, heads=4, mlp=256, select_layer=-2, dec_width=128, dec_layers=2, dec_heads=4,
+                     dec_mlp=256, dec_pos_grid=9, feat_dim=128)
+    ar = ARDTokConfig(codebook_size=VQ_K, cond_dim=ta.feat_dim, hidden=192, layers=4, heads=6, kv_heads=6,
+                      head_dim=32, intermediate=512, codes=64, max_positions=ta.tokens(1) + 64)
+    vq = VQConfig(codebook_size=VQ_K, code_dim=16, grid=8, output_size=64, channels=[32, 64, 64])
+    return llm, ta, ar, vq
+
+
+def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None):
+    llm_cfg, ta_cfg, ar_cfg, vq_cfg = cfgs
+    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.0.0",
+                          description="Miniature Tar trained on the shapes world (training/train_shapes.py)",
+                          image_template="<im_start><S{k}>{tokens}<im_end>", system=CHAT_SYSTEM,
+                          cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
+    if image_sampling:
+        m["sampling"]["image"].update(image_sampling)
+    return m
+
+
+def prompt_helper(manifest, tok):
+    """The reference pipeline's prompt builder without models (train == serve)."""
+    p = TarPipeline.__new__(TarPipeline)
+    p.m, p.tok = manifest, tok
+    t = manifest["tokens"]
+    p.image_base, p.image_count = t["imageBase"], t["imageCount"]
+    p.eos, p.pad = set(t["eos"]), t["pad"]
+    p.scale_tokens = {s["scale"]: s["tokens"] for s in manifest["scales"]}
+    return p
+
+
+# ============================================================================================== stage: data
+def render_pool(seeds):
+    imgs = np.empty((len(seeds), 64, 64, 3), dtype=np.uint8)
+    labs = np.empty((len(seeds), 10), dtype=np.int64)
+    for i, s in enumerate(seeds):
+        sc = sample_scene(random.Random(s))
+        imgs[i] = render(sc)
+        labs[i] = scene_labels(sc)
+    return imgs, labs
+
+
+def text_of(rec):
+    """Every text of a record (for the tokenizer and the text pre-training)."""
+    t = rec["type"]
+    out = []
+    if t == "understand":
+        out += [rec["question"], rec["canonical_question"], rec["answer"], L.describe(Scene.from_json(rec["scene"]))]
+    elif t == "generate":
+        out += [rec["prompt"], L.describe(Scene.from_json(rec["scene"]))]
+    elif t == "edit":
+        out += [rec["instruction"], rec["canonical_instruction"], L.describe(Scene.from_json(rec["target"]))]
+    else:
+        for tu in rec["turns"]:
+            if tu.get("text"):
+                out.append(tu["text"])
+            if tu.get("canonical_text"):
+                out.append(tu["canonical_text"])
+    return out
+
+
+def stage_data(run, a):
+    n = a.pool
+    imgs, labs = render_pool(range(POOL_SEEDS[0], POOL_SEEDS[0] + n))
+    vimgs, vlabs = render_pool(range(VAL_SEED0, VAL_SEED0 + 1000))
+    np.savez(run.path("pool.npz"), images=imgs, labels=labs, val_images=vimgs, val_labels=vlabs)
+    lines = []
+    for s in range(a.text_records):
+        lines += text_of(D.example(s))
+    # plus chat-style Q/A lines, so that the text model also sees answers after questions
+    with open(run.path("text.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    log(f"[data] pool {n} images, {len(lines)} text lines")
+    return {"pool": n, "text_lines": len(lines)}
+
+
+# ============================================================================================== stage: tokenizer
+def stage_tokenizer(run, a):
+    with open(run.path("text.txt")) as f:
+        lines = f.read().splitlines()
+    tok = BPETokenizer.train(lines[:60000], TEXT_VOCAB, tar_special_tokens(K))
+    text_vocab = tok.token_id("<|endoftext|>")
+    tok.save(run.path("tokenizer.json"))
+    log(f"[tokenizer] text vocabulary {text_vocab}, total {tok.size}")
+    return {"text_vocab": text_vocab, "vocab": tok.size}
+
+
+def load_tok(run):
+    tok = BPETokenizer.load(run.path("tokenizer.json"))
+    return tok, tok.token_id("<|endoftext|>")
+
+
+# ============================================================================================== training loop
+def train_loop(run, a, name, modules, params, batch_fn, loss_fn, base_lr, wd=0.01, extra_state=None,
+               every=20, warmup=50, clip=1.0):
+    """Generic resumable loop. modules: dict name → nn.Module (saved); batch_fn(step) → batch; loss_fn(batch,
+    step) → (loss tensor, items, extra str)."""
+    steps, minutes = PLAN[name]
+    steps = max(2, int(steps * a.step_scale))
+    minutes = minutes * a.time_scale
+    opt = torch.optim.AdamW(params, lr=base_lr, betas=(0.9, 0.95), weight_decay=wd)
+    ck = run.path(f"{name}.partial.pt")
+    step, elapsed = 0, 0.0
+    if os.path.exists(ck):
+        st = torch.load(ck, map_location=a.device)
+        for k, m in modules.items():
+            m.load_state_dict(st["modules"][k])
+        opt.load_state_dict(st["opt"])
+        step, elapsed = st["step"], st["elapsed"]
+        if extra_state is not None and "extra" in st:
+            extra_state.update(st["extra"])
+        log(f"[{name}] resumed at step {step} ({elapsed / 60:.1f} min done)")
+    prog = Progress(name, steps, minutes, elapsed, every)
+    last_save = time.time()
+    t_items, t_time = 0, time.time()
+    while not prog.finished(step):
+        lr = prog.lr(step, base_lr, warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = batch_fn(step)
+        loss, items, extra = loss_fn(batch, step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        t_items += items
+        if step % every == 0:
+            rate = t_items / max(1e-9, time.time() - t_time)
+            t_items, t_time = 0, time.time()
+            prog.tick(step, float(loss), rate, f"lr {lr:.2e} {extra}")
+        else:
+            prog.ema = float(loss) if prog.ema is None else 0.95 * prog.ema + 0.05 * float(loss)
+        step += 1
+        if time.time() - last_save > 60:
+            atomic_save({"modules": {k: m.state_dict() for k, m in modules.items()}, "opt": opt.state_dict(),
+                         "step": step, "elapsed": prog.elapsed(), "extra": extra_state or {}}, ck)
+            last_save = time.time()
+    log(f"[{name}] finished: {step} steps, {prog.elapsed() / 60:.1f} min, final ema loss {prog.ema:.4f}")
+    return {"steps": step, "train_minutes": round(prog.elapsed() / 60, 2), "final_loss": round(prog.ema, 4)}
+
+
+# ============================================================================================== stage: llm-text
+def stage_llm_text(run, a):
+    tok, text_vocab = load_tok(run)
+    cfgs = make_configs(text_vocab)
+    torch.manual_seed(SEED)
+    llm = QwenLM(cfgs[0]).to(a.device)
+    init_llm_(llm)
+    with open(run.path("text.txt")) as f:
+        lines = f.read().splitlines()
+    eot = tok.token_id("<|endoftext|>")
+    stream = []
+    rng = random.Random(SEED)
+    order = list(range(len(lines)))
+    rng.shuffle(order)
+    for i in order:
+        stream += tok.encode(lines[i]) + [eot]
+    stream = torch.tensor(stream, dtype=torch.long)
+    T, B = 96, 48
+    n_rows = len(stream) // T
+    rows = stream[:n_rows * T].view(n_rows, T)
+    log(f"[llm-text] {len(stream)} tokens, {n_rows} rows of {T}")
+
+    def batch_fn(step):
+        g = torch.Generator().manual_seed(SEED + step)
+        return rows[torch.randint(0, n_rows, (B,), generator=g)].to(a.device)
+
+    def loss_fn(x, step):
+        h = llm_hidden(llm, x[:, :-1])
+        loss = F.cross_entropy(llm.head(h).reshape(-1, llm.cfg.vocab_size), x[:, 1:].reshape(-1))
+        return loss, x.numel(), ""
+
+    info = train_loop(run, a, "llm-text", {"llm": llm}, list(llm.parameters()), batch_fn, loss_fn, 2e-3)
+    # which text rows become the codebook: the K most frequent text tokens of the corpus (then the rest by id)
+    cnt = Counter(stream.tolist())
+    freq = [t for t, _ in cnt.most_common() if t < text_vocab]
+    rest = [t for t in range(text_vocab) if t not in set(freq)]
+    rows_k = (freq + rest)[:K]
+    atomic_save({"llm": llm.state_dict(), "codebook_rows": rows_k}, run.path("llm-text.pt"))
+    return info
+
+
+def init_llm_(llm):
+    for n, p in llm.named_parameters():
+        if p.dim() >= 2:
+            nn.init.normal_(p, std=0.02)
+        elif n.endswith("bias"):
+            nn.init.zeros_(p)
+    with torch.no_grad():
+        for layer in llm.layers:  # scaled residual projections
+            layer.self_attn.o_proj.weight.mul_(1 / math.sqrt(2 * llm.cfg.layers))
+            layer.mlp.down_proj.weight.mul_(1 / math.sqrt(2 * llm.cfg.layers))
+
+
+# ============================================================================================== stage: ta-tok
+class TaTokAux(nn.Module):
+    """Training-only semantic heads: the TA-Tok decoder's features must reconstruct the scene (background and the
+    content of each of the 3×3 cells). This plays the part of Tar's SigLIP2 feature-reconstruction target."""
+
+    def __init__(self, cfg: TaTokConfig):
+        super().__init__()
+        self.readout = nn.ParameterList()
+        for s in cfg.scales:
+            p = cfg.pooled_grid(s)
+            m = torch.zeros(9, p * p)
+            g = cfg.grid
+            for i in range(p):
+                for j in range(p):
+                    for a_ in range(s):
+                        for b_ in range(s):
+                            r, c = (i * s + a_) * 3 // g, (j * s + b_) * 3 // g
+                            m[r * 3 + c, i * p + j] += 1
+            m = m / m.sum(1, keepdim=True).clamp(min=1)
+            self.readout.append(nn.Parameter(m))
+        d = cfg.feat_dim
+        self.cell = nn.Sequential(nn.Linear(2 * d, 256), nn.GELU(), nn.Linear(256, N_CELL_STATES))
+        self.bg = nn.Sequential(nn.Linear(d, 128), nn.GELU(), nn.Linear(128, 3))
+        self.cell_pos = nn.Parameter(torch.randn(9, d) * 0.02)
+
+    def forward(self, feats, scale):
+        r = self.readout[scale - 1]
+        cells = torch.einsum("cn,bnd->bcd", r, feats)
+        glob = feats.mean(1)
+        cl = self.cell(torch.cat([cells + self.cell_pos, glob[:, None].expand_as(cells)], -1))
+        return self.bg(glob), cl            # [B, 3], [B, 9, S]
+
+    def loss(self, feats, scale, labels):
+        bg, cl = self(feats, scale)
+        return F.cross_entropy(bg, labels[:, 0]) + F.cross_entropy(cl.reshape(-1, cl.shape[-1]),
+                                                                    labels[:, 1:].reshape(-1))
+
+    @torch.no_grad()
+    def predict(self, feats, scale):
+        bg, cl = self(feats, scale)
+        return torch.cat([bg.argmax(-1, keepdim=True), cl.argmax(-1)], 1)
+
+
+def build_tatok(cfgs, codebook_rows, llm_state, device):
+    ta_cfg = cfgs[1]
+    cb = Codebook(K, ta_cfg.code_dim)
+    with torch.no_grad():
+        cb.codebook_embed.copy_(llm_state["embed_tokens.weight"][codebook_rows].cpu())
+    cb.codebook_embed.requires_grad_(False)        # frozen rows of the LLM's text embedding table
+    enc, dec = TaTokEncoder(ta_cfg, cb), TaTokDecoder(ta_cfg, cb)
+    with torch.no_grad():
+        enc.pos_embed.normal_(std=0.02)
+        dec.pos_embed.normal_(std=0.02)
+    return enc.to(device), dec.to(device)
+
+
+def stage_ta_tok(run, a):
+    tok, text_vocab = load_tok(run)
+    cfgs = make_configs(text_vocab)
+    lt = torch.load(run.path("llm-text.pt"), map_location="cpu")
+    torch.manual_seed(SEED + 1)
+    enc, dec = build_tatok(cfgs, lt["codebook_rows"], lt["llm"], a.device)
+    aux = TaTokAux(cfgs[1]).to(a.device)
+    pool = np.load(run.path("pool.npz"))
+    imgs, labs = pool["images"], torch.from_numpy(pool["labels"])
+    n = len(imgs)
+    B = 64
+    use = torch.zeros(K)
+
+    def batch_fn(step):
+        g = torch.Generator().manual_seed(SEED + 7 * step)
+        idx = torch.randint(0, n, (B,), generator=g)
+        return to_pixels(imgs[idx.numpy()], a.device), labs[idx].to(a.device), (step % 3) + 1
+
+    def loss_fn(batch, step):
+        px, lab, s = batch
+        z, sims, cb = ta_encode_z(enc, px, s)
+        idx = sims.argmax(-1)
+        q = cb[idx]
+        commit = F.mse_loss(z, q.detach()) * 0.25 + F.mse_loss(q, z.detach())
+        zq = z + (q - z).detach()
+        feats = ta_decode_z(dec, zq)
+        sem = aux.loss(feats, s, lab)
+        # codebook usage: high entropy of the batch-mean soft assignment, low per-token entropy
+        p = torch.softmax(sims / 0.05, -1)
+        mean_p = p.reshape(-1, K).mean(0)
+        ent = (mean_p * torch.log(mean_p + 1e-8)).sum() - 0.1 * (p * torch.log(p + 1e-8)).sum(-1).mean()
+        loss = sem + commit * 10 + 0.1 * ent
+        used = len(torch.unique(idx))
+        return loss, px.shape[0], f"sem {float(sem):.3f} commit {float(commit):.4f} used {used}"
+
+    params = [p for m in (enc, dec, aux) for p in m.parameters() if p.requires_grad]
+    params = list({id(p): p for p in params}.values())
+    info = train_loop(run, a, "ta-tok", {"enc": enc, "dec": dec, "aux": aux}, params, batch_fn, loss_fn, 1e-3)
+    # held-out accuracy of the scene read back from hard tokens, per scale
+    enc.eval(), dec.eval(), aux.eval()
+    vi, vl = pool["val_images"], torch.from_numpy(pool["val_labels"]).to(a.device)
+    accs = {}
+    with torch.no_grad():
+        for s in (1, 2, 3):
+            ids = enc(to_pixels(vi, a.device), torch.tensor([s], device=a.device))
+            pred = aux.predict(dec(ids), s)
+            accs[f"scene_acc_s{s}"] = round(float((pred == vl).all(1).float().mean()), 4)
+            accs[f"codes_used_s{s}"] = int(len(torch.unique(ids)))
+    log(f"[ta-tok] held-out scene accuracy from tokens: {accs}")
+    atomic_save({"enc": enc.state_dict(), "dec": dec.state_dict(), "aux": aux.state_dict(),
+                 "codebook_rows": lt["codebook_rows"]}, run.path("ta-tok.pt"))
+    info.update(accs)
+    return info
+
+
+def load_tatok(run, cfgs, device):
+    st = torch.load(run.path("ta-tok.pt"), map_location="cpu")
+    lt = torch.load(run.path("llm-text.pt"), map_location="cpu")
+    enc, dec = build_tatok(cfgs, st["codebook_rows"], lt["llm"], device)
+    enc.load_state_dict(st["enc"])
+    dec.load_state_dict(st["dec"])
+    aux = TaTokAux(cfgs[1]).to(device)
+    aux.load_state_dict(st["aux"])
+    for m in (enc, dec, aux):
+        m.eval()
+    return enc, dec, aux
+
+
+@torch.no_grad()
+def encode_all(enc, imgs, device, bs=256):
+    """uint8 images → ids per scale: dict s → int16 [N, tokens]."""
+    out = {1: [], 2: [], 3: []}
+    for i in range(0, len(imgs), bs):
+        px = to_pixels(imgs[i:i + bs], device)
+        x = enc.features(px)
+        for s in (1, 2, 3):
+            si = s - 1
+            rows = torch.nonzero(enc.pool_valid[si]).squeeze(1)
+            h = enc.pool[si].index_select(0, rows) @ x
+            z = F.normalize(enc.in_linear(enc.encode_task_layer(h)), p=2, dim=-1)
+            out[s].append((z @ enc.codebook().t()).argmax(-1).to(torch.int16).cpu())
+    return {s: torch.cat(v).numpy() for s, v in out.items()}
+
+
+# ============================================================================================== stage: vq-vae
+def stage_vq_vae(run, a):
+    tok, text_vocab = load_tok(run)
+    cfgs = make_configs(text_vocab)
+    torch.manual_seed(SEED + 2)
+    vq = VQVAE(cfgs[3]).to(a.device)
+    with torch.no_grad():
+        vq.codebook.weight.copy_(F.normalize(torch.randn(VQ_K, cfgs[3].code_dim), dim=-1))
+    pool = np.load(run.path("pool.npz"))
+    imgs, labs = pool["images"], pool["labels"]
+    from train.common import _BGP
+    bgs = torch.from_numpy(_BGP / 255.0).float()
+    n, B = len(imgs), 64
+    usage = {"count": torch.zeros(VQ_K)}
+
+    def batch_fn(step):
+        g = torch.Generator().manual_seed(SEED + 11 * step)
+        idx = torch.randint(0, n, (B,), generator=g).numpy()
+        x = torch.from_numpy(imgs[idx]).to(a.device).permute(0, 3, 1, 2).float() / 255.0
+        bg = bgs[torch.from_numpy(labs[idx, 0])].to(a.device)[:, :, None, None]
+        return x, bg
+
+    def loss_fn(batch, step):
+        x, bg = batch
+        z = vq.encoder(x * 2 - 1)
+        flat, codes, cb = vq_quantize(vq, z)
+        q = cb[codes]
+        vql = F.mse_loss(q, flat.detach()) + 0.25 * F.mse_loss(flat, q.detach())
+        b, c, g, _ = z.shape
+        zq = (flat + (q - flat).detach()).transpose(1, 2).reshape(b, c, g, g)
+        rec = vq.decoder(zq)
+        w = 1.0 + 4.0 * ((x - bg).abs().sum(1, keepdim=True) > 0.1).float()
+        loss = (w * ((rec - x).abs() + (rec - x) ** 2)).mean() + vql
+        with torch.no_grad():
+            usage["count"] += torch.bincount(codes.reshape(-1).cpu(), minlength=VQ_K).float()
+            if step % 100 == 99:      # restart dead codes at random encoder outputs
+                dead = (usage["count"] == 0).nonzero().squeeze(1)
+                if len(dead):
+                    src = flat.reshape(-1, c)[torch.randint(0, flat.shape[0] * flat.shape[1], (len(dead),))]
+                    vq.codebook.weight[dead.to(a.device)] = src + 0.01 * torch.randn_like(src)
+                usage["count"].zero_()
+        mse = float(((rec - x) ** 2).mean())
+        return loss, B, f"mse {mse:.4f}"
+
+    info = train_loop(run, a, "vq-vae", {"vq": vq}, list(vq.parameters()), batch_fn, loss_fn, 2e-3, wd=0.0)
+    with torch.no_grad():
+        vq.codebook.weight.copy_(F.normalize(vq.codebook.weight, dim=-1))   # decode_codes = normalised entries
+        vx = torch.from_numpy(pool["val_images"][:500]).to(a.device).permute(0, 3, 1, 2).float() / 255.0
+        flat, codes, cb = vq_quantize(vq, vq.encoder(vx * 2 - 1))
+        rec = vq.decode_codes(codes)
+        mse = float(((rec - vx) ** 2).mean())
+        ok = 0
+        recu = (rec.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        for i in range(len(recu)):
+            ok += same_scene(detect(recu[i]), labels_to_scene_dict(pool["val_labels"][i]))
+    info.update({"val_mse": round(mse, 5), "val_scene_kept": round(ok / len(recu), 4),
+                 "codes_used": int(len(torch.unique(codes)))})
+    log(f"[vq-vae] {info}")
+    atomic_save({"vq": vq.state_dict()}, run.path("vq-vae.pt"))
+    return info
+
+
+@torch.no_grad()
+def vq_codes_all(vq, imgs, device, bs=256):
+    out = []
+    for i in range(0, len(imgs), bs):
+        x = torch.from_numpy(imgs[i:i + bs]).to(device).permute(0, 3, 1, 2).float() / 255.0
+        out.append(vq_quantize(vq, vq.encoder(x * 2 - 1))[1].cpu())
+    return torch.cat(out).numpy().astype(np.int16)
+
+
+def load_vq(run, cfgs, device):
+    vq = VQVAE(cfgs[3]).to(device)
+    vq.load_state_dict(torch.load(run.path("vq-vae.pt"), map_location="cpu")["vq"])
+    return vq.eval()
+
+
+# ============================================================================================== stage: ar-dtok
+def stage_ar_dtok(run, a):
+    tok, text_vocab = load_tok(run)
+    cfgs = make_configs(text_vocab)
+    enc, dec, aux = load_tatok(run, cfgs, a.device)
+    vq = load_vq(run, cfgs, a.device)
+    cache = run.path("ar-data.npz")
+    pool = np.load(run.path("pool.npz"))
+    if not os.path.exists(cache):
+        t0 = time.time()
+        ids = encode_all(enc, pool["images"], a.device)
+        codes = vq_codes_all(vq, pool["images"], a.device)
+        np.savez(cache, ids1=ids[1], ids2=ids[2], ids3=ids[3], codes=codes)
+        log(f"[ar-dtok] encoded the pool in {time.time() - t0:.0f}s")
+    c = np.load(cache)
+    ids = {s: torch.from_numpy(c[f"ids{s}"].astype(np.int64)) for s in (1, 2, 3)}
+    codes = torch.from_numpy(c["codes"].astype(np.int64))
+    n, B = len(codes), 64
+    torch.manual_seed(SEED + 3)
+    ar = ARDTok(cfgs[2]).to(a.device)
+    for nme, p in ar.named_parameters():
+        if p.dim() >= 2:
+            nn.init.normal_(p, std=0.02)
+    scale_cycle = [2, 1, 2, 3]
+
+    def batch_fn(step):
+        g = torch.Generator().manual_seed(SEED + 13 * step)
+        idx = torch.randint(0, n, (B,), generator=g)
+        s = scale_cycle[step % len(scale_cycle)]
+        with torch.no_grad():
+            cond = dec(ids[s][idx].to(a.device))
+        drop = (torch.rand(B, generator=g) < 0.1).to(a.device)
+        cond = torch.where(drop[:, None, None], torch.zeros_like(cond), cond)
+        return codes[idx].to(a.device), cond
+
+    def loss_fn(batch, step):
+        cd, cond = batch
+        lg = ar_train_logits(ar, cd, cond)
+        loss = F.cross_entropy(lg.reshape(-1, VQ_K), cd.reshape(-1))
+        acc = float((lg.argmax(-1) == cd).float().mean())
+        return loss, cd.shape[0], f"acc {acc:.3f}"
+
+    info = train_loop(run, a, "ar-dtok", {"ar": ar}, list(ar.parameters()), batch_fn, loss_fn, 1.5e-3)
+    atomic_save({"ar": ar.state_dict()}, run.path("ar-dtok.pt"))
+    ar.eval()
+    # round trip on held-out images (scale 2 tokens → features → AR-DTok with CFG → VQ → pixel checker)
+    rt = {}
+    for cfg in (1.0, 2.0, 3.0):
+        rt[f"roundtrip_s2_cfg{cfg:g}"] = roundtrip_eval(enc, dec, ar, vq, pool["val_images"][:96],
+                                                       pool["val_labels"][:96], 2, cfg, a.device)
+    rt["roundtrip_s1_cfg3"] = roundtrip_eval(enc, dec, ar, vq, pool["val_images"][:48], pool["val_labels"][:48],
+                                             1, 3.0, a.device)
+    rt["roundtrip_s3_cfg3"] = roundtrip_eval(enc, dec, ar, vq, pool["val_images"][:48], pool["val_labels"][:48],
+                                             3, 3.0, a.device)
+    log(f"[ar-dtok] round trip (scene kept, pixel checker): {rt}")
+    info.update(rt)
+    return info
+
+
+@torch.no_grad()
+def detok(dec, ar, vq, ids, cfg_scale, device):
+    """ids [B, N] → uint8 images [B, 64, 64, 3] (greedy AR-DTok with CFG, as the runtime)."""
+    feats = dec(ids.to(device))
+    b, nc, c = feats.shape
+    cond = torch.cat([feats, torch.zeros_like(feats)], 0)
+    bb = 2 * b
+    mask = torch.ones(bb, nc, dtype=torch.long, device=device)
+    pos = torch.arange(nc, device=device).unsqueeze(0).expand(bb, nc)
+    past = [(torch.zeros(bb, ar.cfg.kv_heads, 0, ar.cfg.head_dim, device=device),) * 2 for _ in ar.layers]
+    logits, past = ar(torch.zeros(bb, 0, dtype=torch.long, device=device), cond, mask, pos, past)
+    empty = torch.zeros(bb, 0, c, device=device)
+    out = []
+    for i in range(ar.cfg.codes):
+        mixed = logits[b:] + cfg_scale * (logits[:b] - logits[b:])
+        nxt = mixed.argmax(-1)
+        out.append(nxt)
+        if i == ar.cfg.codes - 1:
+            break
+        mask = torch.ones(bb, nc + i + 1, dtype=torch.long, device=device)
+        p = torch.full((bb, 1), nc + i, dtype=torch.long, device=device)
+        logits, past = ar(torch.cat([nxt, nxt]).view(bb, 1), empty, mask, p, past)
+    px = vq.decode_codes(torch.stack(out, 1))
+    return (px.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def roundtrip_eval(enc, dec, ar, vq, imgs, labs, scale, cfg_scale, device, bs=48):
+    ok = 0
+    for i in range(0, len(imgs), bs):
+        ids = enc(to_pixels(imgs[i:i + bs], device), torch.tensor([scale], device=device))
+        out = detok(dec, ar, vq, ids, cfg_scale, device)
+        for j in range(len(out)):
+            ok += same_scene(detect(out[j]), labels_to_scene_dict(labs[i + j]))
+    return round(ok / len(imgs), 4)
+
+
+# ============================================================================================== stage: unified
+U_MIX = {"understand": 0.36, "generate": 0.32, "edit": 0.2, "multiturn": 0.12}
+
+
+def unified_records(n, seed0):
+    recs = []
+    for i in range(n):
+        s = seed0 + i
+        r = D.example(s, mix=U_MIX)
+        if r["type"] == "understand" and random.Random(s * 7 + 1).random() < 0.25:
+            # more "Describe the image." (the hardest answer), same seed stream
+            r = {"type": "understand", "seed": s,
+                 **{k: v for k, v in D.understand_example(random.Random(s), True, "describe").items()
+                    if k != "type"}}
+        recs.append(r)
+    return recs
+
+
+def record_scene_list(rec):
+    return D.record_scenes(rec)
+
+
+def build_unified_cache(run, a, enc):
+    path = run.path("unified-data.pt")
+    if os.path.exists(path):
+        return torch.load(path)
+    t0 = time.time()
+    recs = unified_records(a.records, UNIFIED_SEED0)
+    scenes = []
+    for r in recs:
+        r["_scene_idx"] = []
+        for sc in record_scene_list(r):
+            r["_scene_idx"].append(len(scenes))
+            scenes.append(sc)
+    imgs = np.empty((len(scenes), 64, 64, 3), dtype=np.uint8)
+    for i, sc in enumerate(scenes):
+        imgs[i] = render(Scene.from_json(sc))
+    log(f"[unified] rendered {len(scenes)} images for {len(recs)} records in {time.time() - t0:.0f}s")
+    ids = encode_all(enc, imgs, a.device)
+    data = {"records": recs, "ids": {s: torch.from_numpy(v) for s, v in ids.items()}}
+    torch.save(data, path)
+    log(f"[unified] data cache built in {time.time() - t0:.0f}s")
+    return data
+
+
+def pick(rng, weights):
+    r = rng.random() * sum(weights.values())
+    for k, w in weights.items():
+        r -= w
+        if r < 0:
+            return k
+    return k
+
+
+UND_SCALES = {1: 0.3, 2: 0.45, 3: 0.25}
+GEN_SCALES = {2: 0.7, 1: 0.1, 3: 0.2}
+EDIT_OUT_SCALES = {2: 0.8, 1: 0.05, 3: 0.15}
+
+
+def conversation(rec, ids, rng):
+    """A record → list of (Turn, answer-mode, scale) in conversation order (assistant turns carry answers)."""
+    t = rec["type"]
+    si = rec["_scene_idx"]
+
+    def img(j, s):
+        return ImageRef(s, ids[s][si[j]].tolist())
+
+    if t == "understand":
+        s = pick(rng, UND_SCALES)
+        return [Turn("user", rec["question"], img(0, s), "understand"), Turn("assistant", rec["answer"])]
+    if t == "generate":
+        s = pick(rng, GEN_SCALES)
+        return [Turn("user", rec["prompt"], None, "generate"), Turn("assistant", "", img(0, s))]
+    if t == "edit":
+        s_in, s_out = pick(rng, UND_SCALES), pick(rng, EDIT_OUT_SCALES)
+        return [Turn("user", rec["instruction"], img(0, s_in), "edit"), Turn("assistant", "", img(1, s_out))]
+    turns = []
+    for tu in rec["turns"]:
+        if tu["role"] == "user":
+            im = img(tu["image"], 2) if "image" in tu else None
+            task = tu["task"] if im is not None else "generate"
+            turns.append(Turn("user", tu["text"], im, task))
+        else:
+            if "image" in tu:
+                turns.append(Turn("assistant", "", img(tu["image"], 2)))
+            else:
+                turns.append(Turn("assistant", tu["text"]))
+    return turns
+
+
+def sequence(P, tok, turns, im_end_chat):
+    """Token ids and loss mask of a conversation, each assistant answer appended to the serve-time prompt."""
+    seq, mask = [], []
+    nl = tok.encode("\n")
+    for k, t in enumerate(turns):
+        if t.role != "assistant":
+            continue
+        mode = "image" if t.image is not None else "text"
+        scale = t.image.scale if t.image is not None else 2
+        prompt = P.prompt_ids(turns[:k], mode, scale)
+        if prompt[:len(seq)] != seq:
+            mask = mask[:0]
+            mask = [0] * len(prompt)
+        else:
+            mask = mask + [0] * (len(prompt) - len(seq))
+        if t.image is not None:
+            ans = [P.image_base + c for c in t.image.ids] + [P.m["tokens"]["imEnd"], im_end_chat]
+        else:
+            ans = tok.encode(t.text) + [im_end_chat]
+        seq = prompt + ans + nl
+        mask = mask + [1] * len(ans) + [0] * len(nl)
+    return seq, mask
+
+
+def init_image_rows_(llm, enc, manifest):
+    """Tar: the image tokens' input embeddings (and output rows) start from the TA-Tok codebook."""
+    base = manifest["tokens"]["imageBase"]
+    with torch.no_grad():
+        cb = enc.codebook().detach()
+        E = llm.embed_tokens.weight
+        tv = manifest["tokens"]["pad"]
+        E[base:base + K] = cb.to(E.device) * E[:tv].norm(dim=-1).mean()
+        H = llm.lm_head.weight
+        H[base:base + K] = cb.to(H.device) * H[:tv].norm(dim=-1).mean()
+
+
+def stage_unified(run, a):
+    tok, text_vocab = load_tok(run)
+    cfgs = make_configs(text_vocab)
+    manifest = manifest_for(tok, cfgs)
+    P = prompt_helper(manifest, tok)
+    enc, dec, aux = load_tatok(run, cfgs, a.device)
+    data = build_unified_cache(run, a, enc)
+    recs, ids = data["records"], data["ids"]
+    llm = QwenLM(cfgs[0]).to(a.device)
+    lt = torch.load(run.path("llm-text.pt"), map_location="cpu")
+    llm.load_state_dict(lt["llm"])
+    init_image_rows_(llm, enc, manifest)
+    im_end_chat = tok.token_id("<|im_end|>")
+    pad = manifest["tokens"]["pad"]
+    B, G, MAXLEN = 48, 8, 300
+    groups = {}
+
+    def group(gi):
+        if gi in groups:
+            return groups[gi]
+        groups.clear()
+        rng = random.Random(SEED * 1000 + gi)
+        seqs = []
+        while len(seqs) < B * G:
+            r = recs[rng.randrange(len(recs))]
+            s, m = sequence(P, tok, conversation(r, ids, rng), im_end_chat)
+            if len(s) <= MAXLEN:
+                seqs.append((s, m))
+        seqs.sort(key=lambda x: len(x[0]))
+        batches = [seqs[i * B:(i + 1) * B] for i in range(G)]
+        rng.shuffle(batches)
+        groups[gi] = batches
+        return batches
+
+    def batch_fn(step):
+        bt = group(step // G)[step % G]
+        T = max(len(s) for s, _ in bt)
+        x = torch.full((len(bt), T), pad, dtype=torch.long)
+        y = torch.full((len(bt), T), -100, dtype=torch.long)
+        for i, (s, m) in enumerate(bt):
+            x[i, :len(s)] = torch.tensor(s)
+            tgt = torch.tensor([t if mm else -100 for t, mm in zip(s, m)])
+            y[i, :len(s) - 1] = tgt[1:]
+        return x.to(a.device), y.to(a.device)
+
+    def loss_fn(batch, step):
+        x, y = batch
+        h = llm_hidden(llm, x)
+        sel = y.reshape(-1) != -100
+        hs = h.reshape(-1, h.shape[-1])[sel]
+        loss = F.cross_entropy(llm.head(hs), y.reshape(-1)[sel])
+        return loss, int((x != pad).sum()), f"T {x.shape[1]}"
+
+    info = train_loop(run, a, "unified", {"llm": llm}, list(llm.parameters()), batch_fn, loss_fn, 1.5e-3,
+                      every=10)
+    atomic_save({"llm": llm.state_dict()}, run.path("unified.pt"))
+    return info
+
+
+# ============================================================================================== eval (PyTorch)
+def load_all(run, device="cpu"):
+    tok, text_vocab = load_tok(run)
+    cfgs = make_configs(text_vocab)
+    enc, dec, aux = load_tatok(run, cfgs, device)
+    vq = load_vq(run, cfgs, device)
+    ar = ARDTok(cfgs[2]).to(device)
+    ar.load_state_dict(torch.load(run.path("ar-dtok.pt"), map_location="cpu")["ar"])
+    llm = QwenLM(cfgs[0]).to(device)
+    llm.load_state_dict(torch.load(run.path("unified.pt"), map_location="cpu")["llm"])
+    for m in (ar, llm):
+        m.eval()
+    return tok, cfgs, llm, enc, dec, aux, ar, vq
+
+
+@torch.no_grad()
+def batched_greedy(llm, P, prompts, mode, max_new, device):
+    pipe = P
+    ids, mask, pos = pipe.left_pad(prompts)
+    ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
+    b = len(prompts)
+    past = [(torch.zeros(b, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=device),) * 2 for _ in llm.layers]
+    logits, past = llm(ids, mask, pos, past)
+    last = pos[:, -1]
+    out = [[] for _ in range(b)]
+    done = [False] * b
+    for step in range(max_new):
+        if mode == "image":
+            nxt = logits[:, P.image_base:P.image_base + P.image_count].argmax(-1) + P.image_base
+        else:
+            nxt = logits.argmax(-1)
+        for i in range(b):
+            if done[i]:
+                continue
+            t = int(nxt[i])
+            if mode == "text" and t in P.eos:
+                done[i] = True
+            else:
+                out[i].append(t)
+        if all(done) or step == max_new - 1:
+            break
+        mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], 1)
+        last = last + 1
+        logits, past = llm(nxt.view(b, 1), mask, last.view(b, 1), past)
+    return out
+
+
+def quick_eval(run, a, n=200, pixel_n=60, cfg_scales=(3.0,), log_prefix="[eval]"):
+    """Held-out (monitoring seeds) numbers through the PyTorch reference algorithm:
+    understanding accuracy per scale (canonical questions), describe exact-match, generation constraint rate
+    (semantic probe on the generated tokens, and the pixel checker on a subset), edit correctness (probe)."""
+    dev = "cpu"
+    tok, cfgs, llm, enc, dec, aux, ar, vq = load_all(run, dev)
+    manifest = manifest_for(tok, cfgs)
+    P = prompt_helper(manifest, tok)
+    res = {}
+    rng = random.Random(5)
+    # understanding
+    und = [D.example(VAL_SEED0 + 10**6 + i, type="understand", paraphrase=False) for i in range(n)]
+    desc = [D.understand_example(random.Random(VAL_SEED0 + 2 * 10**6 + i), False, "describe") for i in range(n // 2)]
+    for s in (1, 2, 3):
+        for name, recs in (("understand", und), ("describe", desc)):
+            imgs = np.stack([render(Scene.from_json(r["scene"])) for r in recs])
+            ids = encode_all(enc, imgs, dev)[s]
+            prompts = [P.prompt_ids([Turn("user", r["question"], ImageRef(s, ids[i].tolist()), "understand")],
+                                    "text") for i, r in enumerate(recs)]
+            outs = []
+            for i in range(0, len(prompts), 50):
+                outs += batched_greedy(llm, P, prompts[i:i + 50], "text", 96, dev)
+            acc = np.mean([tok.decode(o).strip() == r["answer"] for o, r in zip(outs, recs)])
+            res[f"{name}_s{s}"] = round(float(acc), 4)
+    # generation (canonical prompts), scale 2 (and 3)
+    gens = [D.example(VAL_SEED0 + 3 * 10**6 + i, type="generate", paraphrase=False) for i in range(n)]
+    for s in (2, 3, 1):
+        if s == 1 and n > 60:
+            sub = gens[:60]
+        else:
+            sub = gens
+        prompts = [P.prompt_ids([Turn("user", r["prompt"], None, "generate")], "image", s) for r in sub]
+        outs = []
+        for i in range(0, len(prompts), 50):
+            outs += batched_greedy(llm, P, prompts[i:i + 50], "image", P.scale_tokens[s], dev)
+        tids = torch.tensor([[t - P.image_base for t in o] for o in outs])
+        with torch.no_grad():
+            pred = aux.predict(dec(tids), s).numpy()
+        ok = [satisfies(labels_to_scene_dict(p), r["constraints"]) for p, r in zip(pred, sub)]
+        one = [o for o, r in zip(ok, sub) if len(r["constraints"]["objects"]) == 1]
+        multi = [o for o, r in zip(ok, sub) if len(r["constraints"]["objects"]) > 1]
+        res[f"gen_probe_s{s}_one"] = round(float(np.mean(one)), 4) if one else None
+        res[f"gen_probe_s{s}_multi"] = round(float(np.mean(multi)), 4) if multi else None
+        if s == 2:
+            for cfg in cfg_scales:
+                pix = detok(dec, ar, vq, tids[:pixel_n], cfg, dev)
+                okp = [satisfies(detect(pix[i]), sub[i]["constraints"]) for i in range(len(pix))]
+                one = [o for o, r in zip(okp, sub) if len(r["constraints"]["objects"]) == 1]
+                multi = [o for o, r in zip(okp, sub) if len(r["constraints"]["objects"]) > 1]
+                res[f"gen_pixels_s2_cfg{cfg:g}_one"] = round(float(np.mean(one)), 4) if one else None
+                res[f"gen_pixels_s2_cfg{cfg:g}_multi"] = round(float(np.mean(multi)), 4) if multi else None
+    # editing (probe on the output tokens; every object must match the target)
+    eds = [D.example(VAL_SEED0 + 4 * 10**6 + i, type="edit", paraphrase=False) for i in range(n)]
+    imgs = np.stack([render(Scene.from_json(r["scene"])) for r in eds])
+    ids = encode_all(enc, imgs, dev)[2]
+    prompts = [P.prompt_ids([Turn("user", r["instruction"], ImageRef(2, ids[i].tolist()), "edit")], "image", 2)
+               for i, r in enumerate(eds)]
+    outs = []
+    for i in range(0, len(prompts), 50):
+        outs += batched_greedy(llm, P, prompts[i:i + 50], "image", 16, dev)
+    tids = torch.tensor([[t - P.image_base for t in o] for o in outs])
+    pred = aux.predict(dec(tids), 2).numpy()
+    res["edit_probe_s2"] = round(float(np.mean([same_scene(labels_to_scene_dict(p), r["target"])
+                                                for p, r in zip(pred, eds)])), 4)
+    pix = detok(dec, ar, vq, tids[:pixel_n], 3.0, dev)
+    res["edit_pixels_s2"] = round(float(np.mean([same_scene(detect(pix[i]), eds[i]["target"])
+                                                 for i in range(len(pix))])), 4)
+    log(log_prefix, json.dumps(res))
+    return res
+
+
+# ============================================================================================== export / check
+def stage_export(run, a):
+    tok, cfgs, llm, enc, dec, aux, ar, vq = load_all(run, "cpu")
+    ev = quick_eval(run, a, n=a.eval_n, cfg_scales=(1.0, 2.0, 3.0))
+    cfg_best = max((1.0, 2.0, 3.0), key=lambda c: (ev.get(f"gen_pixels_s2_cfg{c:g}_one", 0) or 0) +
+                   (ev.get(f"gen_pixels_s2_cfg{c:g}_multi", 0) or 0) + 0.001 * c)
+    manifest = manifest_for(tok, cfgs, cfg_scale=cfg_best,
+                            image_sampling={"temperature": a.image_temperature, "topK": a.image_topk, "topP": 1})
+    out = a.bundle
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    eb.export_bundle(out, tok, llm, enc, dec, ar, vq, manifest)
+    eb.save_checkpoint(run.path("final.pt"), llm, enc, dec, ar, vq, manifest, run.path("tokenizer.json"))
+    size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+    log(f"[export] {out}: {size / 1e6:.1f} MB, cfgScale {cfg_best}")
+    with open(run.path("eval_pytorch.json"), "w") as f:
+        json.dump(ev, f, indent=2)
+    return {"bundle_mb": round(size / 1e6, 2), "cfg_scale": cfg_best, "eval": ev}
+
+
+def stage_check(run, a):
+    """ONNX parity: golden outputs of the PyTorch reference for the exported bundle (make_fixtures' golden
+    writer), checked in onnxruntime-node by training/check_bundle.mjs."""
+    import make_fixtures as mf
+    tok, llm, enc, dec, ar, vq, manifest = eb.load_checkpoint(run.path("final.pt"))
+    pipe = TarPipeline(manifest, tok, llm, enc, dec, ar, vq)
+    gdir = run.path("golden")
+    mf.GOLDEN = gdir
+    g = mf.make_golden(pipe, tok)
+    g["bundle"] = a.bundle
+    with open(os.path.join(gdir, "golden.json"), "w") as f:
+        json.dump(g, f, ensure_ascii=False)
+    r = subprocess.run(["node", os.path.join(HERE, "check_bundle.mjs"), a.bundle, gdir], cwd=ROOT,
+                       capture_output=True, text=True)
+    log("[check] " + (r.stdout[-3000:] + r.stderr[-2000:]).strip())
+    if r.returncode != 0:
+        raise SystemExit("[check] onnxruntime-node parity check failed")
+    return {"onnx_parity": "ok"}
+
+
+# ============================================================================================== main
+FUNCS = {"data": stage_data, "tokenizer": stage_tokenizer, "llm-text": stage_llm_text, "ta-tok": stage_ta_tok,
+         "vq-vae": stage_vq_vae, "ar-dtok": stage_ar_dtok, "unified": stage_unified, "export": stage_export,
+         "check": stage_check}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=os.path.join(HERE, "runs", "shapes"))
+    ap.add_argument("--bundle", default=os.path.join(ROOT, "models", "tar-shapes"))
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--stage", action="append", choices=STAGES, help="run (or redo) only these stages")
+    ap.add_argument("--until", choices=STAGES, help="stop after this stage")
+    ap.add_argument("--time-scale", type=float, default=1.0, help="× each stage's time budget (0: no budget)")
+    ap.add_argument("--step-scale", type=float, default=1.0, help="× each stage's step cap")
+    ap.add_argument("--pool", type=int, default=30000, help="images in the TA-Tok / VQ / AR-DTok pool")
+    ap.add_argument("--records", type=int, default=60000, help="unified-stage records")
+    ap.add_argument("--text-records", type=int, default=20000)
+    ap.add_argument("--eval-n", type=int, default=200)
+    ap.add_argument("--image-temperature", type=float, default=0.0)
+    ap.add_argument("--image-topk", type=int, default=0)
+    ap.add_argument("--smoke", action="store_true", help="tiny data and a few steps per stage")
+    ap.add_argument("--eval", action="store_true", help="only run the PyTorch quick eval of a finished run")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device")
+    if a.smoke:
+        a.time_scale, a.step_scale = 0.02, 0.01
+        a.pool, a.records, a.text_records, a.eval_n = 600, 600, 2000, 20
+    if a.time_scale == 0:
+        a.time_scale = 1e6
+    run = Run(a.out)
+    if a.eval:
+        quick_eval(run, a, n=a.eval_n, cfg_scales=(1.0, 2.0, 3.0))
+        return
+    todo = a.stage or STAGES
+    for st in STAGES:
+        if st not in todo:
+            continue
+        if a.stage is None and run.done(st):
+            log(f"[{st}] done already, skipped")
+        else:
+            run.undo(st)
+            random.seed(SEED)
+            np.random.seed(SEED % 2**31)
+            torch.manual_seed(SEED)
+            log(f"[{st}] starting")
+            t0 = time.time()
+            extra = FUNCS[st](run, a) or {}
+            dt = time.time() - t0
+            run.mark_done(st, dt, extra)
+            log(f"[{st}] done in {dt / 60:.1f} min")
+        if a.until == st:
+            break
+
+
+if __name__ == "__main__":
+    main()
