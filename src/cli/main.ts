@@ -4,9 +4,11 @@ import { UsageError } from './usage-error.ts';
 
 const HELP = `dialect: run the Tar model from the command line
 
-  dialect understand --image IN.png "QUESTION"              print the answer
+  dialect understand --image IN.png "QUESTION" [--scale 1|2|3]   print the answer
   dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3]
   dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3]
+  dialect reconstruct --image IN.png --out OUT.png [--seed N] [--scale 1|2|3]
+                                                            encode to image tokens and render them back
   dialect batch REQUESTS.jsonl                              one JSON answer a line on stdout
 
 Model flags (every command):
@@ -14,8 +16,10 @@ Model flags (every command):
   --provider NAME    cpu (default), cuda or webgpu (or $DIALECT_PROVIDER)
   --threads N        onnxruntime intra-op threads
 
-A batch line is {"id","task":"understand","image","prompt"}, {"id","task":"generate","prompt","out","seed"?,"scale"?}
-or {"id","task":"edit","image","prompt","out","seed"?}; paths are relative to the file.
+A batch line is {"id","task":"understand","image","prompt","scale"?}, {"id","task":"generate","prompt","out","seed"?,
+"scale"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?} or {"id","task":"reconstruct","image","out",
+"seed"?,"scale"?}; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or
+{"id","error"}.
 `;
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */
@@ -26,6 +30,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'understand':
       case 'generate':
       case 'edit':
+      case 'reconstruct':
         return await runSingle(command, rest);
       case 'batch':
         return await runBatch(rest);

@@ -5,9 +5,13 @@ import { UsageError } from './usage-error.ts';
 
 /** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
 export type CliRequest =
-  | { task: 'understand'; image: string; prompt: string; seed?: number }
+  | { task: 'understand'; image: string; prompt: string; seed?: number; scale?: number }
   | { task: 'generate'; prompt: string; out: string; seed?: number; scale?: number }
-  | { task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number };
+  | { task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number }
+  | { task: 'reconstruct'; image: string; out: string; seed?: number; scale?: number };
+
+/** The tasks a request can name. */
+export const TASKS = ['understand', 'generate', 'edit', 'reconstruct'] as const satisfies readonly CliRequest['task'][];
 
 export interface CliResult {
   text?: string;
@@ -40,7 +44,11 @@ export function parseRequest(value: unknown): CliRequest {
     v === undefined ? request : { ...request, [field]: v };
   switch (record.task) {
     case 'understand':
-      return optional({ task: 'understand', image: text('image'), prompt: text('prompt') }, 'seed', integer('seed'));
+      return optional(
+        optional({ task: 'understand', image: text('image'), prompt: text('prompt') }, 'seed', integer('seed')),
+        'scale',
+        integer('scale'),
+      );
     case 'generate':
       return optional(
         optional({ task: 'generate', prompt: text('prompt'), out: text('out') }, 'seed', integer('seed')),
@@ -53,8 +61,14 @@ export function parseRequest(value: unknown): CliRequest {
         'scale',
         integer('scale'),
       );
+    case 'reconstruct':
+      return optional(
+        optional({ task: 'reconstruct', image: text('image'), out: text('out') }, 'seed', integer('seed')),
+        'scale',
+        integer('scale'),
+      );
     default:
-      throw new UsageError('"task" must be "understand", "generate" or "edit"');
+      throw new UsageError('"task" must be "understand", "generate", "edit" or "reconstruct"');
   }
 }
 
@@ -79,8 +93,17 @@ export async function runRequest(
   switch (request.task) {
     case 'understand': {
       const bytes = await readImage(baseDir, request.image);
-      const result = await model.understand({ image: { bytes }, prompt: request.prompt, ...common });
+      const scale = request.scale === undefined ? {} : { scale: request.scale };
+      const result = await model.understand({ image: { bytes }, prompt: request.prompt, ...scale, ...common });
       return { text: result.text, tokens: result.imageTokens.tokens, seed: result.seed };
+    }
+    case 'reconstruct': {
+      // The round trip of the image tokenizer: TA-Tok codes of the image, rendered back to pixels.
+      const bytes = await readImage(baseDir, request.image);
+      const image = await model.encodeImage(bytes, request.scale);
+      const result = await model.renderImage({ ...image, ...common });
+      await writeFile(resolve(baseDir, request.out), result.png);
+      return { image: request.out, tokens: image.tokens, seed: result.seed };
     }
     case 'generate':
     case 'edit': {

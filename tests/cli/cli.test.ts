@@ -61,6 +61,47 @@ describe('dialect CLI on the tiny random bundle', () => {
     assert.equal((await sharp(join(dir, 'edited.png')).metadata()).width, 64);
   });
 
+  it('reconstruct encodes an image to tokens and renders them back, flags and batch lines alike', async () => {
+    const single = await dialect(['reconstruct', '--image', 'in.png', '--out', 'r.png', '--seed', '5', '--scale', '3'], dir);
+    assert.equal(single.code, 0, single.stderr);
+    assert.match(single.stderr, /wrote r\.png \(seed 5\)/);
+    const meta = await sharp(join(dir, 'r.png')).metadata();
+    assert.equal(meta.format, 'png');
+    assert.equal(meta.width, 64);
+    const lines = [
+      { id: 'r3', task: 'reconstruct', image: 'in.png', out: 'r3.png', scale: 3, seed: 5 },
+      { id: 'r1', task: 'reconstruct', image: 'in.png', out: 'r1.png', scale: 1, seed: 5 },
+      { id: 'rd', task: 'reconstruct', image: 'in.png', out: 'rd.png' },
+      { id: 'u1', task: 'understand', image: 'in.png', prompt: 'Describe the image.', scale: 1 },
+      { id: 'no-out', task: 'reconstruct', image: 'in.png' },
+      { id: 'bad-scale', task: 'reconstruct', image: 'in.png', out: 'x.png', scale: 7 },
+    ];
+    await writeFile(join(dir, 'reconstruct.jsonl'), lines.map((line) => JSON.stringify(line)).join('\n'));
+    const run = await dialect(['batch', 'reconstruct.jsonl'], dir);
+    assert.equal(run.code, 1, run.stderr);
+    const answers = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(answers.map((a) => a.id), lines.map((l) => l.id));
+    const [r3, r1, rd, u1, noOut, badScale] = answers as Record<string, unknown>[];
+    // Same image, scale and seed as the single command: the same tokens and the same pixels.
+    assert.equal(r3?.image, 'r3.png');
+    assert.equal(r3?.seed, 5);
+    assert.equal((r3?.tokens as number[]).length, 9);
+    assert.deepEqual(await readFile(join(dir, 'r3.png')), await readFile(join(dir, 'r.png')));
+    assert.equal((r1?.tokens as number[]).length, 81);
+    assert.equal((rd?.tokens as number[]).length, 16, 'the default scale is 2');
+    assert.equal(typeof rd?.ms, 'number');
+    // understand takes a scale too: the image is encoded at it.
+    assert.equal((u1?.tokens as number[]).length, 81);
+    assert.equal((noOut?.error as { code: string; message: string }).code, 'BAD_REQUEST');
+    assert.match((noOut?.error as { message: string }).message, /"out"/);
+    assert.equal((badScale?.error as { code: string }).code, 'INVALID_REQUEST');
+    const noImage = await dialect(['reconstruct', '--out', 'x.png'], dir);
+    assert.equal(noImage.code, 2);
+    assert.match(noImage.stderr, /needs --image/);
+    const withPrompt = await dialect(['reconstruct', '--image', 'in.png', '--out', 'x.png', 'a prompt'], dir);
+    assert.equal(withPrompt.code, 2);
+  });
+
   it('batch answers every line in order, with typed errors for bad lines and bad images', async () => {
     await writeFile(join(dir, 'not-an-image.png'), 'hello');
     const lines = [

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadModelFromFlags, modelFlags, parseOptionalInteger } from '../model-options.ts';
 import { ProgressLine } from '../progress.ts';
@@ -57,8 +58,10 @@ export async function runBatch(argv: readonly string[]): Promise<number> {
         answer = { id: line.id, error: line.error };
       } else {
         try {
+          const started = performance.now();
           const result: CliResult = await runRequest(model, line.request, baseDir);
-          answer = { id: line.id, ...result };
+          // Wall time of the request as the batch saw it (queueing behind batch-mates included), in milliseconds.
+          answer = { id: line.id, ...result, ms: Math.round((performance.now() - started) * 10) / 10 };
         } catch (error) {
           answer = { id: line.id, error: describeError(error) };
         }

@@ -10,14 +10,16 @@ import { UsageError } from '../usage-error.ts';
 
 type Task = CliRequest['task'];
 
-/** `dialect understand | generate | edit`: one request, the answer on stdout. */
+/** `dialect understand | generate | edit | reconstruct`: one request, the answer on stdout. */
 export async function runSingle(task: Task, argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
     options: { ...modelFlags, image: { type: 'string' }, out: { type: 'string' } },
   });
-  if (positionals.length !== 1) {
+  if (task === 'reconstruct') {
+    if (positionals.length !== 0) throw new UsageError('reconstruct takes no prompt, only --image and --out');
+  } else if (positionals.length !== 1) {
     throw new UsageError(`${task} takes exactly one quoted ${task === 'understand' ? 'question' : 'prompt'}`);
   }
   const prompt = positionals[0] as string;
@@ -33,14 +35,16 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   let request: CliRequest;
   switch (task) {
     case 'understand':
-      if (scale !== undefined) throw new UsageError('understand takes no --scale');
-      request = { task, image: need('image'), prompt, ...withSeed };
+      request = { task, image: need('image'), prompt, ...withSeed, ...withScale };
       break;
     case 'generate':
       request = { task, prompt, out: need('out'), ...withSeed, ...withScale };
       break;
     case 'edit':
       request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale };
+      break;
+    case 'reconstruct':
+      request = { task, image: need('image'), out: need('out'), ...withSeed, ...withScale };
       break;
   }
 
