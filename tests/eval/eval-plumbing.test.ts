@@ -1,0 +1,162 @@
+// The evaluation's plumbing, independent of the trained model: the committed eval set and the items drawn from it,
+// the graders on the set's own right answers (an oracle must score 100%), and a run through `dialect batch` on the
+// tiny random bundle (every request answered and graded; figures near 0).
+import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  CI_SAMPLE, type EvalItem, type EvalSet, buildItems, formatMarkdown, formatTable, gradeItem, loadEvalSet,
+  runEvaluation, sampleItems, summarise, TARGETS,
+} from '../../src/eval/index.ts';
+import {
+  applyEdit, constraintsKey, describe as describeScene, gradeAnswer, parsePrompt, sceneKey,
+} from '../../src/shapes/index.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const tinyBundle = join(root, 'tests/fixtures/tiny-bundle');
+
+let set: EvalSet;
+let items: EvalItem[];
+before(async () => {
+  set = await loadEvalSet();
+  items = buildItems(set);
+});
+
+const info = {
+  model: 'oracle', evalDir: 'eval/shapes', records: 0, seedStart: 1e9, defaultScale: 2, sample: undefined,
+  concurrency: 1, batchSeconds: 0, seconds: 0, outDir: undefined,
+};
+
+describe('the committed eval set', () => {
+  it('is the writer\'s held-out set: 1000 records from seed 10^9, every image present, small enough to commit', async () => {
+    assert.equal(set.records.length, 1000);
+    assert.equal(set.manifest.seedStart, 1_000_000_000);
+    set.records.forEach((r, i) => assert.equal(r.seed, 1_000_000_000 + i));
+    const files = await readdir(join(set.dir, 'images'));
+    const referenced = new Set(set.records.flatMap((r) => r.images));
+    assert.equal(files.length, referenced.size);
+    let bytes = statSync(join(set.dir, 'eval.jsonl')).size;
+    for (const f of files) bytes += statSync(join(set.dir, 'images', f)).size;
+    assert.ok(bytes < 2_000_000, `eval set is ${bytes} bytes`);
+    for (const path of referenced) assert.ok(existsSync(join(set.dir, path)), path);
+  });
+
+  it('gives items whose answers agree with the TypeScript language code', () => {
+    const count = (s: string) => items.filter((i) => i.set === s).length;
+    assert.equal(count('describe'), 1000);
+    assert.equal(count('round-trip'), 1000);
+    const understandRecords = set.records.filter((r) => r.type === 'understand').length;
+    assert.equal(count('question-scales'), 2 * understandRecords);
+    assert.equal(count('round-trip-scales'), 2 * understandRecords);
+    assert.ok(count('questions') > 500 && count('generate') > 300 && count('edit') > 500,
+      `questions ${count('questions')}, generate ${count('generate')}, edit ${count('edit')}`);
+    assert.equal(new Set(items.map((i) => i.id)).size, items.length, 'ids are unique');
+    for (const item of items) {
+      if (item.task === 'understand') {
+        assert.ok(gradeAnswer(item.answer, item.answer, item.kind).ok, item.id);
+        if (item.kind === 'describe') assert.equal(item.answer, describeScene(item.scene), item.id);
+      } else if (item.task === 'edit') {
+        const expected = applyEdit(item.source, item.instruction);
+        assert.ok(expected, `${item.id}: "${item.instruction}" not understood`);
+        assert.equal(sceneKey(expected), sceneKey(item.target), item.id);
+      } else if (item.task === 'generate') {
+        const parsed = parsePrompt(item.prompt);
+        assert.ok(parsed, `${item.id}: "${item.prompt}" not understood`);
+        assert.equal(constraintsKey(parsed), constraintsKey(item.constraints), item.id);
+      }
+    }
+  });
+
+  it('samples a fixed, reproducible subset', () => {
+    const a = sampleItems(items, CI_SAMPLE);
+    const b = sampleItems(buildItems(set), CI_SAMPLE);
+    assert.deepEqual(a.map((i) => i.id), b.map((i) => i.id));
+    const total = Object.values(CI_SAMPLE).reduce((s, n) => s + (n ?? 0), 0);
+    assert.equal(a.length, total);
+    const oneObject = a.filter((i) => i.task === 'generate' && i.constraints.objects.length === 1).length;
+    assert.equal(oneObject, CI_SAMPLE['generate-1']);
+    assert.equal(buildItems(set, { limit: 10 }).every((i) => i.record < 1_000_000_010), true);
+  });
+});
+
+describe('grading', () => {
+  it('scores the eval set\'s own right answers 100% on every metric', async () => {
+    // Every item of the first 120 records, answered by an oracle: the canonical answer, or the reference rendering.
+    const sample = buildItems(set, { limit: 120 });
+    const graded = [];
+    for (const item of sample) {
+      const answer =
+        item.task === 'understand' ? { id: item.id, text: item.answer, ms: 1 }
+        : item.task === 'reconstruct' ? { id: item.id, image: item.image, ms: 2 }
+        : { id: item.id, image: item.reference, ms: 3 };
+      graded.push(await gradeItem(item, answer, root));
+    }
+    const wrong = graded.filter((g) => !g.ok);
+    assert.deepEqual(wrong.map((g) => [g.item.id, g.problems]), []);
+    const report = summarise(graded, info);
+    assert.equal(report.pass, true);
+    for (const m of report.metrics) if (m.count > 0) assert.equal(m.value, 1, m.id);
+    assert.deepEqual(Object.keys(TARGETS).sort(), report.metrics.filter((m) => m.group === 'headline').map((m) => m.id).sort());
+    assert.deepEqual(report.latency.map((l) => [l.task, l.p50]), [['understand', 1], ['generate', 3], ['edit', 3], ['reconstruct', 2]]);
+    assert.match(formatTable(report), /understanding: questions answered correctly +\d+ +100\.0% +≥ 95% +pass/);
+    assert.match(formatMarkdown(report), /\| \*\*round trip: every attribute kept\*\* \| 120 \| 100\.0% \| ≥ 95% \| pass \|/);
+  });
+
+  it('marks wrong answers, missing answers, error lines and the wrong image wrong', async () => {
+    const sample = sampleItems(items, { questions: 5, describe: 5, generate: 5, edit: 5, 'round-trip': 5 });
+    const graded = [];
+    for (const item of sample) {
+      const answer =
+        item.task === 'understand' ? { id: item.id, text: item.kind === 'exists' ? 'maybe.' : 'a purple hexagon.' }
+        // The source image as an edit answer: nothing was edited; as a generation: another scene.
+        : item.task === 'edit' ? { id: item.id, image: item.image }
+        : item.task === 'generate' ? { id: item.id, error: { code: 'INTERNAL', message: 'boom' } }
+        : undefined;
+      graded.push(await gradeItem(item, answer, root));
+    }
+    assert.equal(graded.filter((g) => g.ok).length, 0);
+    const edit = graded.find((g) => g.item.task === 'edit');
+    assert.equal(edit?.editApplied, false);
+    assert.deepEqual(graded.find((g) => g.item.task === 'generate')?.problems, ['INTERNAL: boom']);
+    assert.deepEqual(graded.find((g) => g.item.task === 'reconstruct')?.problems, ['no answer']);
+    const report = summarise(graded, info);
+    assert.equal(report.pass, false);
+    assert.ok(report.failures.length === graded.length);
+  });
+});
+
+describe('a run through dialect batch on the tiny random bundle', () => {
+  it('answers and grades every request of the sample (random weights: figures near 0)', async () => {
+    const spec = { questions: 3, describe: 2, 'question-scales': 2, 'generate-1': 2, 'generate-multi': 2, edit: 3,
+      'round-trip': 2, 'round-trip-scales': 2 };
+    const report = await runEvaluation({ model: tinyBundle, sample: spec, concurrency: 8 });
+    assert.equal(report.items, 18);
+    assert.equal(report.model, tinyBundle);
+    assert.equal(report.defaultScale, 2);
+    const m = (id: string) => report.metrics.find((x) => x.id === id);
+    assert.equal(m('understand.questions')?.count, 3);
+    assert.equal(m('understand.describe')?.count, 2);
+    assert.equal(m('generate.one-object')?.count, 2);
+    assert.equal(m('generate.multi-object')?.count, 2);
+    assert.equal(m('edit')?.count, 3);
+    assert.equal(m('round-trip')?.count, 2);
+    assert.equal((m('understand.scale.1')?.count ?? 0) + (m('understand.scale.3')?.count ?? 0), 2);
+    assert.equal((m('round-trip.scale.1')?.count ?? 0) + (m('round-trip.scale.3')?.count ?? 0), 2);
+    // Every request came back and was graded (no error lines): wrong answers, not broken plumbing.
+    for (const f of report.failures) {
+      assert.ok(!f.problems.some((p) => /no answer|INTERNAL|BAD_REQUEST|INVALID|cannot read/.test(p)), `${f.id}: ${f.problems}`);
+    }
+    assert.deepEqual(report.latency.map((l) => l.task).sort(), ['edit', 'generate', 'reconstruct', 'understand']);
+    assert.equal(report.pass, false);
+  });
+
+  it('fails loudly without a bundle', async () => {
+    await assert.rejects(
+      runEvaluation({ model: join(root, 'models/no-such-bundle'), sample: { questions: 1 } }),
+      /no model bundle/,
+    );
+  });
+});

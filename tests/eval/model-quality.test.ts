@@ -1,0 +1,58 @@
+// The shipped model's quality guard: the evaluation of `npm run eval:model` (same code, src/eval) on a small fixed
+// sample of the held-out eval set, against models/tar-shapes through `dialect batch`. A missing or broken bundle
+// fails here (no skip): the bundle is the product.
+//
+// Thresholds: each headline figure must reach its target minus 10 points. The sample is fixed, so the result is
+// reproducible, but it is small (CI_SAMPLE: 12–28 items a metric, chosen so the test runs in well under a minute
+// on 2 cores), and a small sample of a model that meets a target exactly on the full set scatters around it: the
+// binomial standard deviation at n = 20 is 4.9 points at 95% and 6.7 points at 90% (n = 12 describe: 8.7 points;
+// n = 10 generation: 9.5 at 90%, 13.7 at 75%), so a 10-point margin keeps a good bundle from failing by chance while
+// any real regression (a broken graph, a wrong tokenizer, a bad export: figures near 0, as the random-weight
+// tiny bundle shows) fails by far. The full figures come from `npm run eval:model` (docs/model-card.md, "Quality").
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { CI_SAMPLE, type EvalReport, formatTable, runEvaluation, SHIPPED_BUNDLE_DIR, TARGETS } from '../../src/eval/index.ts';
+
+const MARGIN = 0.1;
+
+describe('quality of the shipped model (models/tar-shapes) on a fixed sample of the held-out eval set', () => {
+  // One run for all the tests below; each fails (not skips) when the bundle is missing or cannot run.
+  let run: Promise<EvalReport> | undefined;
+  const evaluate = () => {
+    run ??= (async () => {
+      assert.ok(existsSync(join(SHIPPED_BUNDLE_DIR, 'manifest.json')), `no model bundle at ${SHIPPED_BUNDLE_DIR}`);
+      const report = await runEvaluation({ model: SHIPPED_BUNDLE_DIR, sample: CI_SAMPLE });
+      process.stderr.write(`${formatTable(report)}\n`);
+      return report;
+    })();
+    return run;
+  };
+
+  it('answers every request of the sample', async () => {
+    const report = await evaluate();
+    const errors = report.failures.filter((f) => f.problems.some((p) => /^(no answer|[A-Z_]+: |cannot read)/.test(p)));
+    assert.deepEqual(errors, []);
+  });
+
+  for (const [id, target] of Object.entries(TARGETS)) {
+    it(`${id}: at least ${Math.round((target - MARGIN) * 100)}% (target ${Math.round(target * 100)}% less ${MARGIN * 100} points)`, async () => {
+      const report = await evaluate();
+      const metric = report.metrics.find((m) => m.id === id);
+      assert.ok(metric && metric.count > 0, `no items for ${id}`);
+      assert.ok(
+        (metric.value ?? 0) >= target - MARGIN - 1e-9,
+        `${metric.label}: ${metric.correct}/${metric.count} = ${((metric.value ?? 0) * 100).toFixed(1)}%, ` +
+          `below ${Math.round((target - MARGIN) * 100)}%; failures: ${JSON.stringify(report.failures.filter((f) => f.set === metricSet(id)).slice(0, 5))}`,
+      );
+    });
+  }
+});
+
+function metricSet(id: string): string {
+  return id.startsWith('understand.questions') ? 'questions'
+    : id.startsWith('understand.describe') ? 'describe'
+    : id.startsWith('generate') ? 'generate'
+    : id;
+}
