@@ -210,10 +210,10 @@ export function sampleItems(items: readonly EvalItem[], spec: SampleSpec): EvalI
 
 /** The fixed sample of the CI test (tests/eval/model-quality.test.ts) and `npm run eval:model -- --quick`. */
 export const CI_SAMPLE: SampleSpec = {
-  questions: 28,
-  describe: 12,
-  'generate-1': 10,
-  'generate-multi': 10,
-  edit: 20,
-  'round-trip': 20,
+  questions: 40,
+  describe: 20,
+  'generate-1': 20,
+  'generate-multi': 20,
+  edit: 30,
+  'round-trip': 30,
 };
