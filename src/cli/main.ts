@@ -1,4 +1,5 @@
 import { runBatch } from './commands/batch.ts';
+import { runExport, runImport, runMigrate } from './commands/history.ts';
 import { runSingle } from './commands/single.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -10,6 +11,12 @@ const HELP = `dialect: run the Tar model from the command line
   dialect reconstruct --image IN.png --out OUT.png [--seed N] [--scale 1|2|3]
                                                             encode to image tokens and render them back
   dialect batch REQUESTS.jsonl                              one JSON answer a line on stdout
+
+History (PostgreSQL at $DATABASE_URL, else PGlite in $DIALECT_DATA_DIR, default ./data):
+  dialect migrate                                           apply pending database migrations
+  dialect export --conversation ID | --user ID [--out FILE] [--tokens-only]
+                                                            JSON with turns and images (tokens + PNG)
+  dialect import FILE [--user ID] [--new-ids]               restore an export (same ids: idempotent)
 
 Model flags (every command):
   --model DIR        a model bundle (default: models/tar-shapes, or $DIALECT_MODEL)
@@ -34,6 +41,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runSingle(command, rest);
       case 'batch':
         return await runBatch(rest);
+      case 'migrate':
+        return await runMigrate(rest);
+      case 'export':
+        return await runExport(rest);
+      case 'import':
+        return await runImport(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -1,0 +1,109 @@
+/**
+ * Questions only the API server asks: who the local owner is, whether any key is configured, which jobs wait at
+ * start-up, and the links an API field follows (a turn's job, an image's turn and edits). Kept apart from the
+ * aggregates' modules so that the data layer's main files stay the product's questions.
+ */
+import { and, asc, desc, eq, isNull, sql } from 'drizzle-orm';
+import type { Database } from './client.ts';
+import { notFound } from './errors.ts';
+import { guard } from './guard.ts';
+import { checkId, newId } from './ids.ts';
+import { summaryColumns, type ImageSummary } from './images.ts';
+import { apiKeys, images, jobs, turnImages, turns, users } from './schema/index.ts';
+import type { User } from './users.ts';
+
+/** Display name of the owner when the server makes one. */
+export const OWNER_NAME = 'owner';
+
+/**
+ * The local owner: the user that requests act as on a loopback server without keys, and whom `dialect keys
+ * create` makes keys for. It is the oldest user without a Discord id, made (named "owner") when none exists. An
+ * advisory lock makes concurrent first calls agree on one user.
+ */
+export async function getOrCreateOwner(database: Database): Promise<User> {
+  return guard(() =>
+    database.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(7244102)`);
+      const [existing] = await tx
+        .select()
+        .from(users)
+        .where(isNull(users.discordId))
+        .orderBy(asc(users.createdAt), asc(users.id))
+        .limit(1);
+      const row = existing ?? (await tx.insert(users).values({ id: newId(), displayName: OWNER_NAME }).returning())[0]!;
+      return { id: row.id, displayName: row.displayName, discordId: row.discordId, createdAt: row.createdAt };
+    }),
+  );
+}
+
+/** Whether any API key is configured (not revoked): then every request needs one, even on loopback. */
+export async function hasActiveApiKeys(database: Database): Promise<boolean> {
+  return guard(async () => {
+    const [row] = await database.db.select({ id: apiKeys.id }).from(apiKeys).where(isNull(apiKeys.revokedAt)).limit(1);
+    return row !== undefined;
+  });
+}
+
+/** Every queued job, oldest first, with its owner: the runner's view of the queue after a start. */
+export async function listQueuedJobs(database: Database): Promise<{ id: string; userId: string }[]> {
+  return guard(() =>
+    database.db
+      .select({ id: jobs.id, userId: jobs.userId })
+      .from(jobs)
+      .where(eq(jobs.status, 'queued'))
+      .orderBy(asc(jobs.createdAt), asc(jobs.id)),
+  );
+}
+
+/** The id of the newest job of one of the user's turns, or null (a turn recorded without a job). */
+export async function getTurnJobId(database: Database, userId: string, turnId: string): Promise<string | null> {
+  const owner = checkId(userId, 'user');
+  const id = checkId(turnId, 'turn');
+  return guard(async () => {
+    const [row] = await database.db
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(and(eq(jobs.turnId, id), eq(jobs.userId, owner)))
+      .orderBy(desc(jobs.createdAt), desc(jobs.id))
+      .limit(1);
+    return row?.id ?? null;
+  });
+}
+
+/**
+ * The turn an image came from: the turn that wrote it, or for an upload the first turn that read it. NOT_FOUND for
+ * other users' images; null for an image no turn links.
+ */
+export async function getImageTurnId(database: Database, userId: string, imageId: string): Promise<string | null> {
+  const owner = checkId(userId, 'user');
+  const id = checkId(imageId, 'image');
+  return guard(async () => {
+    const [image] = await database.db
+      .select({ id: images.id })
+      .from(images)
+      .where(and(eq(images.id, id), eq(images.userId, owner)));
+    if (image === undefined) throw notFound('image');
+    const [row] = await database.db
+      .select({ turnId: turnImages.turnId })
+      .from(turnImages)
+      .innerJoin(turns, eq(turns.id, turnImages.turnId))
+      .where(and(eq(turnImages.imageId, id), eq(turns.userId, owner)))
+      .orderBy(desc(turnImages.role), asc(turns.createdAt))
+      .limit(1);
+    return row?.turnId ?? null;
+  });
+}
+
+/** The user's images edited from this one, oldest first. */
+export async function listImageEdits(database: Database, userId: string, imageId: string): Promise<ImageSummary[]> {
+  const owner = checkId(userId, 'user');
+  const id = checkId(imageId, 'image');
+  return guard(() =>
+    database.db
+      .select(summaryColumns)
+      .from(images)
+      .where(and(eq(images.userId, owner), eq(images.parentImageId, id)))
+      .orderBy(asc(images.createdAt), asc(images.id))
+      .limit(100),
+  );
+}
