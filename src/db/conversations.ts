@@ -541,3 +541,44 @@ function checkTimings(timings: StageTimings | null): StageTimings | null {
   }
   return timings;
 }
+
+/** The job that runs (or ran) one of the acting user's turns; null for a turn recorded without one. */
+export async function getTurnJobId(database: Database, userId: string, turnId: string): Promise<string | null> {
+  const owner = checkId(userId, 'user');
+  const id = checkId(turnId, 'turn');
+  return guard(async () => {
+    const [turn] = await database.db
+      .select({ id: turns.id })
+      .from(turns)
+      .where(and(eq(turns.id, id), eq(turns.userId, owner)));
+    if (turn === undefined) throw notFound('turn');
+    const [job] = await database.db
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(eq(jobs.turnId, id))
+      .orderBy(desc(jobs.createdAt))
+      .limit(1);
+    return job?.id ?? null;
+  });
+}
+
+/** The turn that produced an image of the acting user (for an upload, the first turn that read it), or null. */
+export async function getImageTurnId(database: Database, userId: string, imageId: string): Promise<string | null> {
+  const owner = checkId(userId, 'user');
+  const id = checkId(imageId, 'image');
+  return guard(async () => {
+    const [image] = await database.db
+      .select({ id: images.id })
+      .from(images)
+      .where(and(eq(images.id, id), eq(images.userId, owner)));
+    if (image === undefined) throw notFound('image');
+    const [link] = await database.db
+      .select({ turnId: turnImages.turnId })
+      .from(turnImages)
+      .innerJoin(turns, eq(turns.id, turnImages.turnId))
+      .where(eq(turnImages.imageId, id))
+      .orderBy(desc(turnImages.role), asc(turns.createdAt))
+      .limit(1);
+    return link?.turnId ?? null;
+  });
+}

@@ -66,6 +66,9 @@ export function encodeCursor(createdAt: Date, id: string): string {
   return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
 }
 
+/** The cursor just after this row (GraphQL's edge cursor): pass it as `cursor` to get the rows after it. */
+export const cursorOf = (row: { createdAt: Date; id: string }): string => encodeCursor(row.createdAt, row.id);
+
 export function decodeCursor(cursor: string): { createdAt: string; id: string } {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));

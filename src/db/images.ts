@@ -250,3 +250,21 @@ export async function findImagesByHash(database: Database, userId: string, hash:
       .orderBy(desc(images.createdAt), desc(images.id)),
   );
 }
+
+/** The images edited from one of the acting user's images, oldest first. */
+export async function listImageChildren(database: Database, userId: string, imageId: string): Promise<ImageSummary[]> {
+  const owner = checkId(userId, 'user');
+  const id = checkId(imageId, 'image');
+  return guard(async () => {
+    const [parent] = await database.db
+      .select({ id: images.id })
+      .from(images)
+      .where(and(eq(images.id, id), eq(images.userId, owner)));
+    if (parent === undefined) throw notFound('image');
+    return database.db
+      .select(summaryColumns)
+      .from(images)
+      .where(and(eq(images.parentImageId, id), eq(images.userId, owner)))
+      .orderBy(images.createdAt, images.id);
+  });
+}

@@ -5,7 +5,7 @@
  */
 export { openDatabase, migrateDatabase, MIGRATIONS_FOLDER, type Database, type Driver, type OpenDatabaseOptions } from './client.ts';
 export { DbError, type DbErrorCode } from './errors.ts';
-export { LIMITS, type Page } from './guard.ts';
+export { LIMITS, cursorOf, type Page } from './guard.ts';
 export { newId, isId } from './ids.ts';
 export { contentHash, encodeTokens, decodeTokens, MAX_TOKENS } from './tokens.ts';
 export {
@@ -30,6 +30,8 @@ export {
   addTurn,
   getTurn,
   getTurnPath,
+  getTurnJobId,
+  getImageTurnId,
   deleteTurn,
   searchTurns,
   type Conversation,
@@ -44,6 +46,7 @@ export {
   getImagePng,
   setImagePng,
   listImages,
+  listImageChildren,
   findImagesByHash,
   type Image,
   type ImageSummary,
