@@ -59,7 +59,7 @@ UNIFIED_SEED0 = 2 * 10**8          # unified records: dataset.example(seed) from
 CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for train and serve
 
 # defaults: (steps, minutes on the 2-core CPU)
-PLAN = {"llm-text": (600, 4), "ta-tok": (2500, 11), "vq-vae": (2500, 9), "ar-dtok": (2500, 12),
+PLAN = {"llm-text": (600, 4), "ta-tok": (4000, 14), "vq-vae": (2500, 9), "ar-dtok": (2500, 12),
         "unified": (6000, 42)}
 
 
@@ -267,7 +267,7 @@ class TaTokAux(nn.Module):
     """Training-only semantic heads: the TA-Tok decoder's features must reconstruct the scene (background and the
     content of each of the 3×3 cells). This plays the part of Tar's SigLIP2 feature-reconstruction target."""
 
-    def __init__(self, cfg: TaTokConfig):
+    def __init__(self, cfg: TaTokConfig, feat_dim: int = None):
         super().__init__()
         self.readout = nn.ParameterList()
         for s in cfg.scales:
@@ -282,7 +282,7 @@ class TaTokAux(nn.Module):
                             m[r * 3 + c, i * p + j] += 1
             m = m / m.sum(1, keepdim=True).clamp(min=1)
             self.readout.append(nn.Parameter(m))
-        d = cfg.feat_dim
+        d = feat_dim or cfg.feat_dim
         self.cell = nn.Sequential(nn.Linear(2 * d, 256), nn.GELU(), nn.Linear(256, N_CELL_STATES))
         self.bg = nn.Sequential(nn.Linear(d, 128), nn.GELU(), nn.Linear(128, 3))
         self.cell_pos = nn.Parameter(torch.randn(9, d) * 0.02)
@@ -311,11 +311,58 @@ def build_tatok(cfgs, codebook_rows, llm_state, device):
     with torch.no_grad():
         cb.codebook_embed.copy_(llm_state["embed_tokens.weight"][codebook_rows].cpu())
     cb.codebook_embed.requires_grad_(False)        # frozen rows of the LLM's text embedding table
+    with torch.no_grad():                          # whitening init of the projection: codes spread on the sphere
+        E = cb.codebook_embed
+        mu = E.mean(0)
+        cov = (E - mu).t() @ (E - mu) / E.shape[0] + 1e-3 * torch.eye(E.shape[1])
+        ev, U = torch.linalg.eigh(cov)
+        W = U @ torch.diag(ev.clamp(min=1e-4).rsqrt()) @ U.t()
+        cb.codebook_proj.weight.copy_(W)
+        cb.codebook_proj.bias.copy_(-W @ mu)
     enc, dec = TaTokEncoder(ta_cfg, cb), TaTokDecoder(ta_cfg, cb)
     with torch.no_grad():
         enc.pos_embed.normal_(std=0.02)
         dec.pos_embed.normal_(std=0.02)
     return enc.to(device), dec.to(device)
+
+
+class LowRankVQ(nn.Module):
+    """Training-time factorisation of the two projections that meet in the cosine lookup: codes and encoder
+    outputs live in one r-dimensional subspace U (fixed, orthonormal columns) of the LLM's embedding space:
+    codebook = normalise(U (V E + b)), z = normalise(U (W h + c)). Lookup in r dims (r = 16) keeps every code
+    reachable (as in ViT-VQGAN's factorised codes). `materialise` writes the exact full-rank equivalents into
+    Codebook.codebook_proj and TaTokEncoder.in_linear, so the exported graphs compute the same ids."""
+
+    def __init__(self, E, width, r=16):
+        super().__init__()
+        d = E.shape[1]
+        g = torch.Generator().manual_seed(SEED + 5)
+        U, _ = torch.linalg.qr(torch.randn(d, r, generator=g))
+        self.register_buffer("U", U)
+        self.V = nn.Linear(d, r)
+        self.W = nn.Linear(width, r)
+        with torch.no_grad():   # V: whitened top-r principal directions of E
+            mu = E.mean(0)
+            cov = (E - mu).t() @ (E - mu) / E.shape[0]
+            ev, vecs = torch.linalg.eigh(cov)
+            top = vecs[:, -r:]
+            Vw = (top / ev[-r:].clamp(min=1e-6).sqrt()).t()
+            self.V.weight.copy_(Vw)
+            self.V.bias.copy_(-Vw @ mu)
+
+    def codes(self, E):
+        return F.normalize(self.V(E), dim=-1)
+
+    def z(self, h):
+        return F.normalize(self.W(h), dim=-1)
+
+    @torch.no_grad()
+    def materialise(self, enc):
+        U = self.U
+        enc.codebook.codebook_proj.weight.copy_(U @ self.V.weight)
+        enc.codebook.codebook_proj.bias.copy_(U @ self.V.bias)
+        enc.in_linear.weight.copy_(U @ self.W.weight)
+        enc.in_linear.bias.copy_(U @ self.W.bias)
 
 
 def stage_ta_tok(run, a):
@@ -325,11 +372,15 @@ def stage_ta_tok(run, a):
     torch.manual_seed(SEED + 1)
     enc, dec = build_tatok(cfgs, lt["codebook_rows"], lt["llm"], a.device)
     aux = TaTokAux(cfgs[1]).to(a.device)
+    aux_enc = TaTokAux(cfgs[1], cfgs[1].width).to(a.device)   # on the encoder's pooled features (before VQ)
+    lr_vq = LowRankVQ(enc.codebook.codebook_embed.detach().cpu(), cfgs[1].width).to(a.device)
+    with torch.no_grad():   # unit-variance decoder input from unit-norm codes
+        nn.init.normal_(dec.out_linear.weight, std=1.0)
     pool = np.load(run.path("pool.npz"))
     imgs, labs = pool["images"], torch.from_numpy(pool["labels"])
     n = len(imgs)
     B = 64
-    use = torch.zeros(K)
+    E = enc.codebook.codebook_embed
 
     def batch_fn(step):
         g = torch.Generator().manual_seed(SEED + 7 * step)
@@ -338,24 +389,32 @@ def stage_ta_tok(run, a):
 
     def loss_fn(batch, step):
         px, lab, s = batch
-        z, sims, cb = ta_encode_z(enc, px, s)
+        x = enc.features(px)
+        rows = torch.nonzero(enc.pool_valid[s - 1]).squeeze(1)
+        pooled = enc.pool[s - 1].index_select(0, rows) @ x
+        z = lr_vq.z(enc.encode_task_layer(pooled))
+        cb = lr_vq.codes(E)
+        sims = z @ cb.t()
         idx = sims.argmax(-1)
         q = cb[idx]
-        commit = F.mse_loss(z, q.detach()) * 0.25 + F.mse_loss(q, z.detach())
-        zq = z + (q - z).detach()
+        commit = ((z - q.detach()) ** 2).sum(-1).mean() * 0.25 + ((q - z.detach()) ** 2).sum(-1).mean()
+        zq = (z + (q - z).detach()) @ lr_vq.U.t()
         feats = ta_decode_z(dec, zq)
         sem = aux.loss(feats, s, lab)
+        sem_enc = aux_enc.loss(pooled, s, lab)
         # codebook usage: high entropy of the batch-mean soft assignment, low per-token entropy
-        p = torch.softmax(sims / 0.05, -1)
+        p = torch.softmax(sims / a.ta_tau, -1)
         mean_p = p.reshape(-1, K).mean(0)
         ent = (mean_p * torch.log(mean_p + 1e-8)).sum() - 0.1 * (p * torch.log(p + 1e-8)).sum(-1).mean()
-        loss = sem + commit * 10 + 0.1 * ent
+        loss = sem + 0.5 * sem_enc + commit + a.ta_entropy * ent
         used = len(torch.unique(idx))
-        return loss, px.shape[0], f"sem {float(sem):.3f} commit {float(commit):.4f} used {used}"
+        return loss, px.shape[0], f"sem {float(sem):.3f} enc {float(sem_enc):.3f} commit {float(commit):.4f} used {used}"
 
-    params = [p for m in (enc, dec, aux) for p in m.parameters() if p.requires_grad]
+    params = [p for m in (enc, dec, aux, aux_enc, lr_vq) for p in m.parameters() if p.requires_grad]
     params = list({id(p): p for p in params}.values())
-    info = train_loop(run, a, "ta-tok", {"enc": enc, "dec": dec, "aux": aux}, params, batch_fn, loss_fn, 1e-3)
+    info = train_loop(run, a, "ta-tok", {"enc": enc, "dec": dec, "aux": aux, "aux_enc": aux_enc, "lr_vq": lr_vq},
+                      params, batch_fn, loss_fn, 1e-3)
+    lr_vq.materialise(enc)
     # held-out accuracy of the scene read back from hard tokens, per scale
     enc.eval(), dec.eval(), aux.eval()
     vi, vl = pool["val_images"], torch.from_numpy(pool["val_labels"]).to(a.device)
@@ -939,6 +998,8 @@ def main():
     ap.add_argument("--eval-n", type=int, default=200)
     ap.add_argument("--image-temperature", type=float, default=0.0)
     ap.add_argument("--image-topk", type=int, default=0)
+    ap.add_argument("--ta-entropy", type=float, default=0.5, help="TA-Tok codebook-usage entropy weight")
+    ap.add_argument("--ta-tau", type=float, default=0.05, help="TA-Tok soft-assignment temperature")
     ap.add_argument("--smoke", action="store_true", help="tiny data and a few steps per stage")
     ap.add_argument("--eval", action="store_true", help="only run the PyTorch quick eval of a finished run")
     a = ap.parse_args()

@@ -197,8 +197,9 @@ def ar_train_logits(ar, codes, cond):
     return ar.output(ar.norm(x)[:, nc - 1:, :])
 
 
-def ta_encode_z(enc, pixels, scale):
-    """→ z [B, N, D] (normalised, before quantisation) and cosine similarities [B, N, K]."""
+def ta_encode_z(enc, pixels, scale, with_pooled=False):
+    """→ z [B, N, D] (normalised, before quantisation), cosine similarities [B, N, K], the codebook
+    (and the pooled ViT features)."""
     x = enc.features(pixels)
     si = scale - 1
     rows = torch.nonzero(enc.pool_valid[si]).squeeze(1)
@@ -206,6 +207,8 @@ def ta_encode_z(enc, pixels, scale):
     x = torch.matmul(m, x)
     z = F.normalize(enc.in_linear(enc.encode_task_layer(x)), p=2, dim=-1)
     cb = enc.codebook()
+    if with_pooled:
+        return z, z @ cb.t(), cb, x
     return z, z @ cb.t(), cb
 
 
