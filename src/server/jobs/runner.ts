@@ -1,0 +1,350 @@
+/**
+ * The job runner: takes queued jobs from the database (the queue lives there, so a crash loses nothing), runs each
+ * on the shared model with its own AbortController while the model batches them, streams progress to subscribers,
+ * and writes the result (answer, image tokens, PNG cache, timings, seed) with the job's end in one transaction.
+ *
+ * Data flows one way: job row → turn and images from the database → runtime → result → database → event.
+ */
+import { hostname } from 'node:os';
+import type { Database } from '../../db/client.ts';
+import { getTurn, getTurnPath, type Turn as DbTurn } from '../../db/conversations.ts';
+import { getImage } from '../../db/images.ts';
+import { claimNextJob, completeJob, failJob, renewJobLease, type ClaimedJob } from '../../db/jobs.ts';
+import { listQueuedJobs } from '../../db/server-queries.ts';
+import { ModelError, type ImageTokens, type ProgressEvent, type TarModel, type Timings, type Turn } from '../../model/index.ts';
+import { modelErrorCode } from '../errors.ts';
+import type { Logger } from '../logging.ts';
+import type { ServerMetrics } from '../metrics.ts';
+import type { JobEvents, JobProgress } from './events.ts';
+
+export interface JobRunnerOptions {
+  /** Jobs run at once (the model batches them). */
+  concurrency: number;
+  /** Lease of a running job in ms; renewed every third of it. Defaults to 60_000. */
+  leaseMs?: number;
+  /** Least time between two progress events of one job, in ms (stage changes always go out). Defaults to 100. */
+  progressIntervalMs?: number;
+}
+
+interface Running {
+  userId: string;
+  controller: AbortController;
+  /** Why it was aborted: the user cancelled it, or the server is shutting down (then it is requeued). */
+  reason: 'cancelled' | 'shutdown' | null;
+  done: Promise<void>;
+}
+
+const STAGES: Record<ProgressEvent['stage'], JobProgress['stage']> = {
+  encode: 'ENCODE',
+  prefill: 'PREFILL',
+  decode: 'DECODE',
+  detokenize: 'DETOKENIZE',
+  'vq-decode': 'VQ_DECODE',
+};
+
+export class JobRunner {
+  readonly workerId = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  /** Queued jobs known to this process, by id → user. */
+  readonly #queued = new Map<string, string>();
+  readonly #running = new Map<string, Running>();
+  #pumping = false;
+  #again = false;
+  #stopped = false;
+  readonly #leaseMs: number;
+  readonly #progressMs: number;
+
+  constructor(
+    private readonly database: Database,
+    private readonly model: TarModel,
+    private readonly events: JobEvents,
+    private readonly metrics: ServerMetrics,
+    private readonly logger: Logger,
+    private readonly options: JobRunnerOptions,
+  ) {
+    this.#leaseMs = options.leaseMs ?? 60_000;
+    this.#progressMs = options.progressIntervalMs ?? 100;
+  }
+
+  /** Loads the jobs left queued by an earlier run (after crash recovery) and starts them. */
+  async start(): Promise<void> {
+    for (const job of await listQueuedJobs(this.database)) this.#queued.set(job.id, job.userId);
+    this.#gauges();
+    this.#pump();
+  }
+
+  /** Jobs waiting to run. */
+  get queueDepth(): number {
+    return this.#queued.size;
+  }
+
+  /** Queued plus running jobs of a user. */
+  activeJobs(userId: string): number {
+    let count = 0;
+    for (const owner of this.#queued.values()) if (owner === userId) count += 1;
+    for (const running of this.#running.values()) if (running.userId === userId) count += 1;
+    return count;
+  }
+
+  /** Tells the runner a job was queued. */
+  enqueue(jobId: string, userId: string): void {
+    this.#queued.set(jobId, userId);
+    this.#gauges();
+    this.#pump();
+  }
+
+  /**
+   * Stops a job the database has just marked cancelled: a queued one is forgotten (its terminal event goes out
+   * here), a running one is aborted (the model drops it at its next step).
+   */
+  cancelled(jobId: string): void {
+    const running = this.#running.get(jobId);
+    if (running !== undefined) {
+      running.reason = 'cancelled';
+      running.controller.abort(new Error('cancelled'));
+      return;
+    }
+    if (this.#queued.delete(jobId)) this.#gauges();
+    this.events.publish({ jobId, terminal: true, progress: { stage: 'DONE', done: 0, total: 0 } });
+  }
+
+  /**
+   * Stops taking jobs and waits up to `timeoutMs` for the running ones; those still running then are aborted and
+   * requeued for the next start. Queued jobs stay queued in the database.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#stopped = true;
+    const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      all().then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      for (const running of this.#running.values()) {
+        running.reason = 'shutdown';
+        running.controller.abort(new Error('shutdown'));
+      }
+      await all();
+    }
+  }
+
+  #gauges(): void {
+    this.metrics.queueDepth.set(this.#queued.size);
+    this.metrics.jobs.set({ status: 'queued' }, this.#queued.size);
+    this.metrics.jobs.set({ status: 'running' }, this.#running.size);
+  }
+
+  #pump(): void {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    void (async () => {
+      try {
+        do {
+          this.#again = false;
+          while (!this.#stopped && this.#running.size < this.options.concurrency && this.#queued.size > 0) {
+            const job = await claimNextJob(this.database, this.workerId, { leaseMs: this.#leaseMs });
+            if (job === null) {
+              this.#queued.clear();
+              break;
+            }
+            this.#queued.delete(job.id);
+            this.#start(job);
+          }
+        } while (this.#again && !this.#stopped);
+      } catch (error) {
+        this.logger.error({ err: error }, 'claiming a job failed; retrying in a second');
+        setTimeout(() => this.#pump(), 1000).unref();
+      } finally {
+        this.#pumping = false;
+        this.#gauges();
+      }
+    })();
+  }
+
+  #start(job: ClaimedJob): void {
+    const controller = new AbortController();
+    const running: Running = { userId: job.userId, controller, reason: null, done: Promise.resolve() };
+    this.#running.set(job.id, running);
+    running.done = this.#run(job, running).finally(() => {
+      this.#running.delete(job.id);
+      this.#gauges();
+      this.#pump();
+    });
+  }
+
+  async #run(job: ClaimedJob, running: Running): Promise<void> {
+    const log = this.logger.child({ jobId: job.id, userId: job.userId, task: job.task });
+    const startedAt = Date.now();
+    const lease = setInterval(() => {
+      renewJobLease(this.database, job.id, this.workerId, { leaseMs: this.#leaseMs }).catch((error: unknown) => {
+        // INVALID_STATE: the job was cancelled (maybe by another process) or recovered; stop working on it.
+        if ((error as { code?: unknown }).code === 'INVALID_STATE') {
+          running.reason ??= 'cancelled';
+          running.controller.abort(new Error('cancelled'));
+        } else log.warn({ err: error }, 'renewing the job lease failed');
+      });
+    }, Math.max(1000, Math.floor(this.#leaseMs / 3)));
+    lease.unref();
+    let lastSent = 0;
+    let lastStage: JobProgress['stage'] = 'QUEUED';
+    const publish = (progress: JobProgress, terminal = false) => {
+      const now = Date.now();
+      if (!terminal && progress.stage === lastStage && now - lastSent < this.#progressMs && progress.done < progress.total) return;
+      lastSent = now;
+      lastStage = progress.stage;
+      this.events.publish({ jobId: job.id, terminal, progress });
+    };
+    publish({ stage: 'QUEUED', done: 0, total: 0 });
+    const onProgress = (event: ProgressEvent) => publish({ stage: STAGES[event.stage], done: event.done, total: event.total });
+    try {
+      const turn = await getTurn(this.database, job.userId, job.turnId);
+      const result = await this.#execute(turn, job.userId, controller(running), onProgress);
+      await completeJob(this.database, job.id, this.workerId, result);
+      const t = result.timings as unknown as Timings;
+      this.metrics.jobsFinished.inc({ task: job.task, status: 'succeeded' });
+      this.metrics.jobLatency.observe({ task: job.task }, (Date.now() - job.createdAt.getTime()) / 1000);
+      for (const stage of ['encode', 'prefill', 'decode', 'detokenize', 'vqDecode', 'queued'] as const) {
+        this.metrics.stageLatency.observe({ task: job.task, stage }, t[stage] / 1000);
+      }
+      this.metrics.tokens.inc({ task: job.task }, t.decodeTokens);
+      const decodeSeconds = (t.prefill + t.decode) / 1000;
+      if (decodeSeconds > 0) this.metrics.tokensPerSecond.observe({ task: job.task }, t.decodeTokens / decodeSeconds);
+      log.info({ ms: Date.now() - startedAt, tokens: t.decodeTokens }, 'job succeeded');
+    } catch (error) {
+      await this.#fail(job, running, error, log);
+    } finally {
+      clearInterval(lease);
+      publish({ stage: 'DONE', done: 1, total: 1 }, true);
+    }
+  }
+
+  async #fail(job: ClaimedJob, running: Running, error: unknown, log: Logger): Promise<void> {
+    const dbCode = (error as { name?: unknown; code?: unknown }).name === 'DbError' ? (error as { code: string }).code : undefined;
+    try {
+      if (running.reason === 'cancelled' || dbCode === 'INVALID_STATE') {
+        // Already marked cancelled in the database by cancelJob.
+        this.metrics.jobsFinished.inc({ task: job.task, status: 'cancelled' });
+        log.info('job cancelled');
+        return;
+      }
+      if (running.reason === 'shutdown') {
+        await failJob(this.database, job.id, this.workerId, {
+          code: 'INTERRUPTED',
+          message: 'the server shut down while the job ran',
+          retry: true,
+        });
+        log.info('job interrupted by shutdown; requeued');
+        return;
+      }
+      const code = error instanceof ModelError ? (modelErrorCode(error) ?? 'MODEL_FAILED') : 'MODEL_FAILED';
+      const message = error instanceof ModelError && modelErrorCode(error) !== null ? error.message : 'the model failed on this request';
+      await failJob(this.database, job.id, this.workerId, { code, message });
+      this.metrics.jobsFinished.inc({ task: job.task, status: 'failed' });
+      if (code === 'MODEL_FAILED') log.error({ err: error }, 'job failed');
+      else log.info({ code, message }, 'job refused by the model');
+    } catch (writeError) {
+      log.error({ err: writeError, cause: error }, 'recording the job failure failed; crash recovery will take it');
+    }
+  }
+
+  /** Runs one turn on the model and makes the result the database stores. */
+  async #execute(turn: DbTurn, userId: string, signal: AbortSignal, onProgress: (event: ProgressEvent) => void) {
+    const info = this.model.info();
+    const s = turn.settings;
+    const seed = s.seed;
+    const history = turn.parentId === null ? [] : await this.history(userId, turn.parentId);
+    const input = turn.inputImages[0];
+    const inputTokens = input === undefined ? undefined : await this.#tokens(userId, input.id);
+    const common = { history, signal, onProgress, ...(seed === undefined ? {} : { seed }) };
+    const modelFields = { modelName: info.name, modelVersion: info.version };
+    switch (turn.task) {
+      case 'understand': {
+        if (inputTokens === undefined) throw new Error('an understand turn without an input image');
+        const result = await this.model.understand({
+          ...common,
+          prompt: turn.prompt,
+          image: inputTokens,
+          ...(s.sampling === undefined ? {} : { sampling: s.sampling }),
+        });
+        return { answer: result.text, timings: { ...result.timings }, seed: result.seed, ...modelFields };
+      }
+      case 'generate':
+      case 'edit': {
+        const request = {
+          ...common,
+          prompt: turn.prompt,
+          ...(s.scale === undefined ? {} : { scale: s.scale }),
+          ...(s.sampling === undefined ? {} : { sampling: s.sampling }),
+          ...(s.detokSampling === undefined ? {} : { detokSampling: s.detokSampling }),
+        };
+        let result;
+        if (turn.task === 'generate') result = await this.model.generate(request);
+        else {
+          if (inputTokens === undefined) throw new Error('an edit turn without an input image');
+          result = await this.model.edit({ ...request, image: inputTokens });
+        }
+        const image = result.image;
+        return {
+          answer: null,
+          outputImages: [
+            {
+              origin: turn.task === 'generate' ? ('generated' as const) : ('edited' as const),
+              tokens: image.tokens,
+              scale: image.scale,
+              codebookSize: this.model.manifest.taTok.codebookSize,
+              width: image.width,
+              height: image.height,
+              renderSeed: result.seed,
+              png: image.png,
+              ...modelFields,
+            },
+          ],
+          timings: { ...result.timings },
+          seed: result.seed,
+          ...modelFields,
+        };
+      }
+    }
+  }
+
+  /**
+   * The runtime's history for a turn that follows `parentId`: the succeeded turns of the branch from its root,
+   * each as the user's request (prompt, input image tokens) and the model's answer (text or image tokens).
+   */
+  async history(userId: string, parentId: string): Promise<Turn[]> {
+    const path = await getTurnPath(this.database, userId, parentId);
+    const turns: Turn[] = [];
+    for (const step of path) {
+      if (step.status !== 'succeeded') continue;
+      const input = step.inputImages[0];
+      const output = step.outputImages[0];
+      turns.push({
+        role: 'user',
+        task: step.task,
+        text: step.prompt,
+        ...(input === undefined ? {} : { image: await this.#tokens(userId, input.id) }),
+      });
+      turns.push({
+        role: 'assistant',
+        ...(step.answer === null ? {} : { text: step.answer }),
+        ...(output === undefined ? {} : { image: await this.#tokens(userId, output.id) }),
+      });
+    }
+    return turns;
+  }
+
+  async #tokens(userId: string, imageId: string): Promise<ImageTokens> {
+    const image = await getImage(this.database, userId, imageId);
+    return { tokens: image.tokens, scale: image.scale };
+  }
+}
+
+function controller(running: Running): AbortSignal {
+  return running.controller.signal;
+}

@@ -1,0 +1,298 @@
+/**
+ * Model requests (understand, generate, edit, reroll): checks, admission (rate, per-user jobs, queue), then a turn
+ * and its queued job in one transaction, then (by default) waiting for the job to end. Expected failures are thrown
+ * as UserFailure with the input field at fault.
+ */
+import { randomInt } from 'node:crypto';
+import type { Database } from '../../db/client.ts';
+import {
+  addTurn,
+  createConversation,
+  getConversation,
+  getTurn,
+  type TurnImageInput,
+} from '../../db/conversations.ts';
+import { getImage } from '../../db/images.ts';
+import type { TarModel } from '../../model/index.ts';
+import type { Limits } from '../config.ts';
+import { toUserError, UserFailure } from '../errors.ts';
+import type { ImageInput, ImageSamplingInput, TextSamplingInput } from '../graphql/generated.ts';
+import type { JobEvents } from '../jobs/events.ts';
+import type { JobRunner } from '../jobs/runner.ts';
+import type { RateLimiter } from '../limits.ts';
+import type { ServerMetrics } from '../metrics.ts';
+import { readUpload } from './uploads.ts';
+
+/** Seeds fit GraphQL's Int: 0 … 2^31 − 1. */
+export const MAX_API_SEED = 2 ** 31 - 1;
+
+export type Task = 'understand' | 'generate' | 'edit';
+
+export interface TurnRequest {
+  task: Task;
+  prompt: string;
+  image?: ImageInput | null;
+  conversationId?: string | null;
+  parentTurnId?: string | null;
+  scale?: number | null;
+  seed?: number | null;
+  textSampling?: TextSamplingInput | null;
+  imageSampling?: ImageSamplingInput | null;
+  wait?: boolean | null;
+}
+
+export interface TurnOutcome {
+  turnId: string;
+  jobId: string;
+}
+
+type Settings = {
+  seed: number;
+  scale?: number;
+  sampling?: Record<string, number>;
+  detokSampling?: Record<string, number>;
+};
+
+export class TurnService {
+  #draining = false;
+
+  constructor(
+    private readonly database: Database,
+    private readonly model: TarModel,
+    private readonly runner: JobRunner,
+    private readonly events: JobEvents,
+    private readonly limits: Limits,
+    private readonly rate: RateLimiter,
+    private readonly metrics: ServerMetrics,
+  ) {}
+
+  /** Refuses new model requests (shutdown). */
+  stopAccepting(): void {
+    this.#draining = true;
+  }
+
+  /** Starts a model request for `userId`; resolves when the job ends (or at once with `wait: false`). */
+  async request(userId: string, rateKey: string, request: TurnRequest): Promise<TurnOutcome> {
+    try {
+      return await this.#request(userId, rateKey, request);
+    } catch (error) {
+      const userError = toUserError(error);
+      if (userError !== null) this.metrics.jobsRefused.inc({ task: request.task, code: userError.code });
+      throw error;
+    }
+  }
+
+  async #request(userId: string, rateKey: string, request: TurnRequest): Promise<TurnOutcome> {
+    const { task } = request;
+    if (this.#draining) throw new UserFailure('QUEUE_FULL', 'the server is shutting down; retry in a moment');
+    const waitMs = this.rate.take(rateKey);
+    if (waitMs > 0) {
+      throw new UserFailure('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
+    }
+    const settings = this.#settings(request);
+    this.#checkPrompt(request.prompt);
+    if (this.runner.activeJobs(userId) >= this.limits.maxActiveJobsPerUser) {
+      throw new UserFailure(
+        'RATE_LIMITED',
+        `you have ${this.limits.maxActiveJobsPerUser} jobs queued or running, the most allowed; wait for one to end`,
+      );
+    }
+    if (this.runner.queueDepth >= this.limits.maxQueue) {
+      throw new UserFailure('QUEUE_FULL', 'the server is busy (its queue is full); retry later');
+    }
+    const inputImages: TurnImageInput[] = [];
+    if (task !== 'generate') {
+      inputImages.push(await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale));
+    }
+    const { conversationId, parentId } = await this.#place(userId, request);
+    const { turn, jobId } = await addTurn(this.database, userId, {
+      conversationId,
+      parentId,
+      task,
+      prompt: request.prompt,
+      settings,
+      inputImages,
+    });
+    if (jobId === null) throw new Error('addTurn made no job');
+    return this.#run(userId, turn.id, jobId, request.wait ?? true);
+  }
+
+  /** Runs a turn again with another seed: a sibling of the original, same task, prompt, images and settings. */
+  async reroll(userId: string, rateKey: string, input: { turnId: string; seed?: number | null; wait?: boolean | null }): Promise<TurnOutcome> {
+    const original = await getTurn(this.database, userId, input.turnId).catch((error: unknown) => {
+      throw toUserError(error) === null ? error : new UserFailure('NOT_FOUND', 'no such turn', ['input', 'turnId']);
+    });
+    if (this.#draining) throw new UserFailure('QUEUE_FULL', 'the server is shutting down; retry in a moment');
+    const waitMs = this.rate.take(rateKey);
+    if (waitMs > 0) throw new UserFailure('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
+    if (this.runner.activeJobs(userId) >= this.limits.maxActiveJobsPerUser) {
+      throw new UserFailure('RATE_LIMITED', `you have ${this.limits.maxActiveJobsPerUser} jobs queued or running, the most allowed`);
+    }
+    if (this.runner.queueDepth >= this.limits.maxQueue) throw new UserFailure('QUEUE_FULL', 'the server is busy; retry later');
+    const seed = checkSeed(input.seed) ?? randomInt(0, MAX_API_SEED + 1);
+    const { v: _v, ...rest } = original.settings;
+    const { turn, jobId } = await addTurn(this.database, userId, {
+      conversationId: original.conversationId,
+      parentId: original.parentId,
+      task: original.task,
+      prompt: original.prompt,
+      settings: { ...rest, seed },
+      inputImages: original.inputImages.map((image) => ({ imageId: image.id })),
+    });
+    if (jobId === null) throw new Error('addTurn made no job');
+    return this.#run(userId, turn.id, jobId, input.wait ?? true);
+  }
+
+  async #run(userId: string, turnId: string, jobId: string, wait: boolean): Promise<TurnOutcome> {
+    const ended = wait ? this.events.terminal(jobId) : undefined;
+    this.runner.enqueue(jobId, userId);
+    if (ended !== undefined) await ended;
+    return { turnId, jobId };
+  }
+
+  #checkPrompt(prompt: string): void {
+    if (prompt.trim() === '') throw new UserFailure('INVALID_INPUT', 'the prompt is empty', ['input', 'prompt']);
+    if (prompt.length > this.limits.maxPromptChars) {
+      throw new UserFailure(
+        'PROMPT_TOO_LONG',
+        `the prompt has ${prompt.length} characters, more than the limit of ${this.limits.maxPromptChars}`,
+        ['input', 'prompt'],
+      );
+    }
+  }
+
+  #settings(request: TurnRequest): Settings {
+    const seed = checkSeed(request.seed) ?? randomInt(0, MAX_API_SEED + 1);
+    const settings: Settings = { seed };
+    if (request.scale != null) {
+      const scales = this.model.manifest.scales.map((s) => s.scale);
+      if (!scales.includes(request.scale)) {
+        throw new UserFailure('INVALID_INPUT', `scale must be one of ${scales.join(', ')}`, ['input', 'scale']);
+      }
+      settings.scale = request.scale;
+    }
+    const maxTokens = this.model.manifest.llm.maxPositions;
+    const sampling: Record<string, number> = {};
+    const detok: Record<string, number> = {};
+    const put = (target: Record<string, number>, name: string, value: number | null | undefined, min: number, max: number, field: string, integer = false) => {
+      if (value == null) return;
+      if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+        throw new UserFailure('INVALID_INPUT', `${name} must be ${integer ? 'an integer ' : ''}between ${min} and ${max}`, ['input', 'sampling', field]);
+      }
+      target[name] = value;
+    };
+    const text = request.textSampling;
+    if (text != null) {
+      put(sampling, 'temperature', text.temperature, 0, 10, 'temperature');
+      put(sampling, 'topK', text.topK, 0, 1_000_000, 'topK', true);
+      put(sampling, 'topP', text.topP, 0.000001, 1, 'topP');
+      put(sampling, 'repetitionPenalty', text.repetitionPenalty, 0.01, 10, 'repetitionPenalty');
+      put(sampling, 'maxNewTokens', text.maxNewTokens, 1, maxTokens, 'maxNewTokens', true);
+    }
+    const image = request.imageSampling;
+    if (image != null) {
+      put(sampling, 'temperature', image.temperature, 0, 10, 'temperature');
+      put(sampling, 'topK', image.topK, 0, 1_000_000, 'topK', true);
+      put(sampling, 'topP', image.topP, 0.000001, 1, 'topP');
+      put(detok, 'cfgScale', image.cfgScale, 0, 50, 'cfgScale');
+    }
+    if (Object.keys(sampling).length > 0) settings.sampling = sampling;
+    if (Object.keys(detok).length > 0) settings.detokSampling = detok;
+    return settings;
+  }
+
+  /** The input image: one of the user's stored images, or an upload encoded to tokens now (its tokens are stored). */
+  async #image(userId: string, image: ImageInput | null | undefined, scale: number): Promise<TurnImageInput> {
+    const hasId = image?.id != null;
+    const hasBytes = image?.base64 != null;
+    if (image == null || hasId === hasBytes) {
+      throw new UserFailure('INVALID_INPUT', 'give exactly one of image.id and image.base64', ['input', 'image']);
+    }
+    if (hasId) {
+      try {
+        const stored = await getImage(this.database, userId, image.id as string);
+        return { imageId: stored.id };
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 'NOT_FOUND') {
+          throw new UserFailure('NOT_FOUND', 'no such image', ['input', 'image', 'id']);
+        }
+        throw error;
+      }
+    }
+    const field = ['input', 'image', 'base64'];
+    const upload = await readUpload(image.base64 as string, this.limits, field);
+    let tokens;
+    try {
+      tokens = await this.model.encodeImage(upload.bytes, scale);
+    } catch (error) {
+      const userError = toUserError(error, field);
+      if (userError !== null) throw new UserFailure(userError.code, userError.message, field);
+      throw error;
+    }
+    const info = this.model.info();
+    return {
+      image: {
+        origin: 'upload',
+        tokens: tokens.tokens,
+        scale: tokens.scale,
+        codebookSize: this.model.manifest.taTok.codebookSize,
+        width: upload.width,
+        height: upload.height,
+        modelName: info.name,
+        modelVersion: info.version,
+        png: upload.png,
+      },
+    };
+  }
+
+  /** The conversation and parent turn of a new turn: given, the conversation's latest turn, or a new conversation. */
+  async #place(userId: string, request: TurnRequest): Promise<{ conversationId: string; parentId: string | null }> {
+    if (request.conversationId == null) {
+      if (request.parentTurnId != null) {
+        const parent = await this.#turn(userId, request.parentTurnId, ['input', 'parentTurnId']);
+        return { conversationId: parent.conversationId, parentId: parent.id };
+      }
+      const conversation = await createConversation(this.database, userId, { title: titleOf(request.prompt) });
+      return { conversationId: conversation.id, parentId: null };
+    }
+    let found;
+    try {
+      found = await getConversation(this.database, userId, request.conversationId);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'NOT_FOUND') {
+        throw new UserFailure('NOT_FOUND', 'no such conversation', ['input', 'conversationId']);
+      }
+      throw error;
+    }
+    if (request.parentTurnId != null) {
+      const parent = found.turns.find((t) => t.id === request.parentTurnId);
+      if (parent === undefined) throw new UserFailure('NOT_FOUND', 'no such turn in the conversation', ['input', 'parentTurnId']);
+      return { conversationId: found.conversation.id, parentId: parent.id };
+    }
+    const latest = found.turns[found.turns.length - 1];
+    return { conversationId: found.conversation.id, parentId: latest?.id ?? null };
+  }
+
+  async #turn(userId: string, turnId: string, field: string[]) {
+    try {
+      return await getTurn(this.database, userId, turnId);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 'NOT_FOUND') throw new UserFailure('NOT_FOUND', 'no such turn', field);
+      throw error;
+    }
+  }
+}
+
+function checkSeed(seed: number | null | undefined): number | undefined {
+  if (seed == null) return undefined;
+  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_API_SEED) {
+    throw new UserFailure('INVALID_INPUT', `seed must be an integer between 0 and ${MAX_API_SEED}`, ['input', 'seed']);
+  }
+  return seed;
+}
+
+/** A new conversation's title: the start of its first prompt. */
+function titleOf(prompt: string): string {
+  const line = prompt.trim().replace(/\s+/g, ' ');
+  return line.length <= 60 ? line : `${line.slice(0, 59)}…`;
+}
