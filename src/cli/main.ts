@@ -1,5 +1,6 @@
 import { runBatch } from './commands/batch.ts';
 import { runExport, runImport, runMigrate } from './commands/history.ts';
+import { KEYS_HELP, runKeys } from './commands/keys.ts';
 import { runSingle } from './commands/single.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -17,6 +18,9 @@ History (PostgreSQL at $DATABASE_URL, else PGlite in $DIALECT_DATA_DIR, default 
   dialect export --conversation ID | --user ID [--out FILE] [--tokens-only]
                                                             JSON with turns and images (tokens + PNG)
   dialect import FILE [--user ID] [--new-ids]               restore an export (same ids: idempotent)
+
+API keys of the server (same database):
+${KEYS_HELP}
 
 Model flags (every command):
   --model DIR        a model bundle (default: models/tar-shapes, or $DIALECT_MODEL)
@@ -39,6 +43,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       case 'edit':
       case 'reconstruct':
         return await runSingle(command, rest);
+      case 'keys':
+        return await runKeys(rest);
       case 'batch':
         return await runBatch(rest);
       case 'migrate':

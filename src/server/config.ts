@@ -53,7 +53,7 @@ export interface ServerConfig {
   concurrency: number;
   /** PostgreSQL URL; the embedded PGlite database in `dataDir` when unset (`DATABASE_URL`). */
   databaseUrl: string | undefined;
-  /** Where PGlite keeps its files. Defaults to `.dialect` in the working directory (`DIALECT_DATA_DIR`). */
+  /** Where PGlite keeps its files (in `<dataDir>/pglite`). Defaults to `./data` (`DIALECT_DATA_DIR`). */
   dataDir: string;
   /** Secret that signs image URLs (`DIALECT_URL_SECRET`, 32+ characters); random per process when unset. */
   urlSecret: string | undefined;
@@ -173,7 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     maxBatch,
     concurrency,
     databaseUrl,
-    dataDir: resolve(str('DIALECT_DATA_DIR') ?? '.dialect'),
+    dataDir: resolve(str('DIALECT_DATA_DIR') ?? 'data'),
     urlSecret,
     imageUrlTtlSeconds: int('DIALECT_IMAGE_URL_TTL', 86_400, 60, 365 * 86_400),
     allowedOrigins,
