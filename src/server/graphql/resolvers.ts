@@ -4,6 +4,7 @@
  */
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
 import { type Conversation, deleteConversation, listConversations, renameConversation, searchTurns, type Turn as DbTurn } from '../../db/conversations.ts';
+import { cursorOf } from '../../db/guard.ts';
 import { listImages, type ImageSummary } from '../../db/images.ts';
 import { cancelJob, getJob, type Job as DbJob } from '../../db/jobs.ts';
 import { getImageTurnId, getTurnJobId, listImageEdits } from '../../db/server-queries.ts';
@@ -124,7 +125,7 @@ async function paged<T>(load: () => Promise<T>): Promise<T> {
 
 function edges<T extends { createdAt: Date; id: string }>(items: T[], nextCursor: string | null) {
   return {
-    edges: items.map((node) => ({ node, cursor: Buffer.from(JSON.stringify([node.createdAt.toISOString(), node.id])).toString('base64url') })),
+    edges: items.map((node) => ({ node, cursor: cursorOf(node) })),
     pageInfo: { hasNextPage: nextCursor !== null, endCursor: nextCursor },
   };
 }
