@@ -16,6 +16,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import { DbError, toDbError } from './errors.ts';
+import { recoverInterruptedJobs } from './jobs.ts';
 import * as schema from './schema/index.ts';
 
 export type Schema = typeof schema;
@@ -88,6 +89,10 @@ function openPg(url: string, options: OpenDatabaseOptions): Database {
   const onConnectionError =
     options.onConnectionError ?? ((error: Error) => console.warn(`dialect: database connection lost: ${error.message}`));
   pool.on('error', onConnectionError);
+  // A client checked out for a transaction has no such listener while it is out: a server that dies mid-transaction
+  // would emit an unhandled 'error' there and crash the process. The query in flight fails (and is reported as
+  // DATABASE_UNAVAILABLE); the event itself only needs a listener.
+  pool.on('connect', (client) => client.on('error', onConnectionError));
   const db = drizzlePg({ client: pool, schema }) as unknown as Db;
   let closed = false;
   return {
@@ -178,5 +183,23 @@ export async function migrateDatabase(database: Database): Promise<void> {
     }
   } catch (error) {
     throw toDbError(error);
+  }
+}
+
+/**
+ * What the server runs at start: open (and migrate) the database, then settle the jobs a previous process left
+ * running. `everyRunningJob` (the default) suits one worker process, the shipped setup: every running job then
+ * belongs to a process that is gone. With several worker processes pass false, so only expired leases are taken.
+ */
+export async function startDatabase(
+  options: OpenDatabaseOptions & { everyRunningJob?: boolean } = {},
+): Promise<{ database: Database; recovered: { requeued: string[]; failed: string[] } }> {
+  const database = await openDatabase(options);
+  try {
+    const recovered = await recoverInterruptedJobs(database, { everyRunningJob: options.everyRunningJob ?? true });
+    return { database, recovered };
+  } catch (error) {
+    await database.close();
+    throw error;
   }
 }

@@ -3,7 +3,7 @@
  * when it acts for a person, that person's user id second, and only ever reads or writes that user's rows; an
  * id of another user's row is NOT_FOUND, as an unknown one. Every failure is a DbError with a stable code.
  */
-export { openDatabase, migrateDatabase, MIGRATIONS_FOLDER, type Database, type Driver, type OpenDatabaseOptions } from './client.ts';
+export { openDatabase, startDatabase, migrateDatabase, MIGRATIONS_FOLDER, type Database, type Driver, type OpenDatabaseOptions } from './client.ts';
 export { DbError, type DbErrorCode } from './errors.ts';
 export { LIMITS, cursorOf, type Page } from './guard.ts';
 export { newId, isId } from './ids.ts';
