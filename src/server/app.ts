@@ -214,7 +214,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   const apollo = new ApolloServer<Context>({
     schema,
-    introspection: config.development,
+    // Introspection is refused by our own rule (rules.apollo) outside development, with the same code as over WebSocket.
+    introspection: true,
     validationRules: rules.apollo,
     includeStacktraceInErrorResponses: false,
     formatError: (formatted, error) => normaliseError(formatted, error, report),

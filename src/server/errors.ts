@@ -139,8 +139,11 @@ export function normaliseError(
   report: (errorId: string, error: unknown) => void,
 ): GraphQLFormattedError {
   try {
-    const code = typeof formatted.extensions?.code === 'string' ? formatted.extensions.code : undefined;
     const inner = unwrap(original);
+    // A rule's own code (QUERY_TOO_COMPLEX) wins over the generic one Apollo wraps it in.
+    const innerCode = inner instanceof GraphQLError && typeof inner.extensions.code === 'string' ? inner.extensions.code : undefined;
+    const outerCode = typeof formatted.extensions?.code === 'string' ? formatted.extensions.code : undefined;
+    const code = innerCode !== undefined && PASS_THROUGH.has(innerCode) ? innerCode : outerCode;
     if (isUnavailable(inner)) {
       return {
         message: 'the service is unavailable; retry later',

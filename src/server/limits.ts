@@ -92,7 +92,8 @@ function listFactor(
     const value = literal(first.value);
     return typeof value === 'number' && value > 0 ? Math.min(value, maxPageSize) : PAGED_DEFAULT;
   }
-  return listFields.has(field.name.value) ? UNPAGED_LIST : 1;
+  // A connection's `edges` are as many as its `first`, already counted on the connection field.
+  return listFields.has(field.name.value) && field.name.value !== 'edges' ? UNPAGED_LIST : 1;
 }
 
 function literal(node: ValueNode): unknown {
