@@ -17,6 +17,7 @@ import {
   addTurn,
   claimNextJob,
   getJob,
+  DbError,
 } from '../../src/db/index.ts';
 import { DRIVERS, openTestDatabase } from './harness.ts';
 import { makeUser, rejectsWith, RESULT, tokensImage } from './fixtures.ts';
@@ -52,8 +53,9 @@ describe('pg faults', { skip: !DRIVERS.includes('pg') && 'pg driver not selected
     try {
       const user = await makeUser(database);
       await createConversation(database, user.id, { title: 'before' });
-      await relay.close();
+      const closing = relay.close();
       for (const socket of sockets) socket.destroy();
+      await closing;
       await rejectsWith(listConversations(database, user.id), 'DATABASE_UNAVAILABLE');
       await rejectsWith(createConversation(database, user.id, { title: 'during' }), 'DATABASE_UNAVAILABLE');
       await rejectsWith(database.ping(), 'DATABASE_UNAVAILABLE');
@@ -63,8 +65,9 @@ describe('pg faults', { skip: !DRIVERS.includes('pg') && 'pg driver not selected
       assert.deepEqual(page.items.map((item) => item.title), ['before'], 'nothing of the outage was written');
     } finally {
       await database.close();
-      await relay.close();
+      const closing = relay.close();
       for (const socket of sockets) socket.destroy();
+      await closing;
       await handle.dispose();
     }
   });
@@ -112,7 +115,11 @@ describe('pg faults', { skip: !DRIVERS.includes('pg') && 'pg driver not selected
       // Another session holds the turn's row, so deleteConversation blocks after deleting the conversation row.
       await admin.query('begin');
       await admin.query('select 1 from turns where id = $1 for update', [turn.id]);
-      const deleting = deleteConversation(database, user.id, conversation.id);
+      // Settled at once into a value, so that its rejection is never "unhandled" while the test waits.
+      const deleting = deleteConversation(database, user.id, conversation.id).then(
+        () => 'deleted',
+        (error: unknown) => error,
+      );
       let victim: number | undefined;
       for (let tries = 0; tries < 50 && victim === undefined; tries += 1) {
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -123,7 +130,8 @@ describe('pg faults', { skip: !DRIVERS.includes('pg') && 'pg driver not selected
       }
       assert.ok(victim !== undefined, 'the delete is waiting on the lock');
       await admin.query('select pg_terminate_backend($1)', [victim]);
-      await rejectsWith(deleting, 'DATABASE_UNAVAILABLE');
+      const outcome = await deleting;
+      assert.ok(outcome instanceof DbError && outcome.code === 'DATABASE_UNAVAILABLE', String(outcome));
       await admin.query('rollback');
       const after = await getConversation(database, user.id, conversation.id);
       assert.equal(after.turns.length, 1);
