@@ -395,6 +395,8 @@ async function* jobStream(ctx: Context, jobId: string): AsyncGenerator<DbJob> {
     if (job.status !== 'queued' && job.status !== 'running') return;
     for await (const event of stream) {
       job = await getJob(database, userId, jobId);
+      // Each event is a new state: fields below the job (its turn, image) are read afresh.
+      ctx.loaders.clear();
       yield job;
       if (event.terminal || (job.status !== 'queued' && job.status !== 'running')) return;
     }
