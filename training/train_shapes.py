@@ -84,6 +84,7 @@ def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None):
                           cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
     if image_sampling:
         m["sampling"]["image"].update(image_sampling)
+    m["sampling"]["detok"]["temperature"] = 0      # greedy AR-DTok with CFG (what the export stage measures)
     return m
 
 
