@@ -102,7 +102,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const services: Services = { database, model, runner, events, turns, signer, limits: config.limits };
   const auth = new Authenticator(database, isLoopback(config.host));
   const schema = buildSchema();
-  const rules = operationRules(schema, config.limits, config.development);
+  const rules = operationRules(schema, config.limits, config.introspection);
   const contextFor = async (credentials: Parameters<DialectServer['contextFor']>[0]): Promise<Context> => {
     const principal = await auth.authenticate(credentials);
     return { principal, services, loaders: new Loaders(database, principal.user.id) };

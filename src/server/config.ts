@@ -39,8 +39,10 @@ export interface ServerConfig {
   host: string;
   /** Defaults to 4000 (`PORT`); 0 picks a free port. */
   port: number;
-  /** `development` turns on introspection and detailed logs. Defaults to `production` (`NODE_ENV`). */
+  /** `development` turns on introspection. Defaults to `production` (`NODE_ENV`). */
   development: boolean;
+  /** Allow introspection (`__schema`, `__type`). Defaults to true in development, else false (`DIALECT_INTROSPECTION`=1|0). */
+  introspection: boolean;
   /** A dialect-bundle/1 folder. Defaults to models/tar-shapes (`DIALECT_MODEL`). */
   bundleDir: string;
   /** Defaults to cpu (`DIALECT_PROVIDER`). */
@@ -147,6 +149,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const logLevel = str('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, not "${logLevel}"`);
   const webDir = str('DIALECT_WEB_DIR');
+  const introspectionText = str('DIALECT_INTROSPECTION');
+  if (introspectionText !== undefined && !['0', '1', 'true', 'false'].includes(introspectionText)) {
+    problems.push(`DIALECT_INTROSPECTION must be 1 or 0, not "${introspectionText}"`);
+  }
 
   const d = DEFAULT_LIMITS;
   const limits: Limits = {
@@ -167,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     host,
     port,
     development: nodeEnv === 'development',
+    introspection: introspectionText === undefined ? nodeEnv === 'development' : introspectionText === '1' || introspectionText === 'true',
     bundleDir: resolve(str('DIALECT_MODEL') ?? DEFAULT_BUNDLE_DIR),
     provider,
     threads,
