@@ -5,7 +5,7 @@ import { defineConfig } from 'drizzle-kit';
 // PostgreSQL server (15 and later), so keep to features both have.
 export default defineConfig({
   dialect: 'postgresql',
-  schema: ['./src/db/schema/users.ts', './src/db/schema/conversations.ts', './src/db/schema/images.ts', './src/db/schema/jobs.ts'],
+  schema: './src/db/schema/*.ts',
   out: './migrations',
   strict: true,
 });
