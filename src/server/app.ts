@@ -76,7 +76,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const ownsModel = options.model === undefined;
   let model: TarModel;
   try {
-    const recovered = await recoverInterruptedJobs(database, { everyRunningJob: true });
+    // PGlite belongs to this one process, so every running job there was left by a crash; on a PostgreSQL server
+    // other servers may be running theirs, so only jobs whose lease ran out are taken (here and every lease period).
+    const recovered = await recoverInterruptedJobs(database, { everyRunningJob: database.driver === 'pglite' });
     if (recovered.requeued.length + recovered.failed.length > 0) logger.warn(recovered, 'recovered jobs of an earlier run');
     model =
       options.model ??

@@ -277,9 +277,9 @@ forEachDriver((context) => {
       settings: { seed: 5 },
     });
     await server.stop();
-    // A worker that died holding the job.
-    let claimed = await claimNextJob(context.database, 'dead-worker');
-    while (claimed !== null && claimed.id !== jobId) claimed = await claimNextJob(context.database, 'dead-worker');
+    // A worker that died holding the job (its lease has run out by the time the server starts).
+    let claimed = await claimNextJob(context.database, 'dead-worker', { leaseMs: 1 });
+    while (claimed !== null && claimed.id !== jobId) claimed = await claimNextJob(context.database, 'dead-worker', { leaseMs: 1 });
     assert.equal((await getJob(context.database, owner.id, jobId!)).status, 'running');
     server = await startTestServer(context.database);
     await until(async () => (await getJob(context.database, owner.id, jobId!)).status === 'succeeded');

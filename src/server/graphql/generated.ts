@@ -498,7 +498,9 @@ export type UserErrorCode =
   /** The server's queue is full; retry later. */
   | 'QUEUE_FULL'
   /** The caller sent too many requests or runs too many jobs at once; retry later. */
-  | 'RATE_LIMITED';
+  | 'RATE_LIMITED'
+  /** The server is shutting down; retry in a moment (another instance, or this one after its restart). */
+  | 'UNAVAILABLE';
 
 
 

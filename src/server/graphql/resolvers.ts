@@ -66,6 +66,7 @@ const USER_CODES = new Set<UserErrorCode>([
   'RATE_LIMITED',
   'CANCELLED',
   'MODEL_FAILED',
+  'UNAVAILABLE',
 ]);
 
 /** A stored failure as the API shows it; internal codes (INTERRUPTED, ...) read as MODEL_FAILED. */

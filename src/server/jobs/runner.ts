@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import type { Database } from '../../db/client.ts';
 import { getTurn, getTurnPath, type Turn as DbTurn } from '../../db/conversations.ts';
 import { getImage } from '../../db/images.ts';
-import { claimNextJob, completeJob, failJob, renewJobLease, type ClaimedJob } from '../../db/jobs.ts';
+import { claimNextJob, completeJob, failJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob } from '../../db/jobs.ts';
 import { listQueuedJobs } from '../../db/server-queries.ts';
 import { ModelError, type ImageTokens, type ProgressEvent, type TarModel, type Timings, type Turn } from '../../model/index.ts';
 import { modelErrorCode } from '../errors.ts';
@@ -50,6 +50,7 @@ export class JobRunner {
   #pumping = false;
   #again = false;
   #stopped = false;
+  #sweeper: NodeJS.Timeout | undefined;
   readonly #leaseMs: number;
   readonly #progressMs: number;
 
@@ -65,8 +66,25 @@ export class JobRunner {
     this.#progressMs = options.progressIntervalMs ?? 100;
   }
 
-  /** Loads the jobs left queued by an earlier run (after crash recovery) and starts them. */
+  /**
+   * Loads the jobs left queued by an earlier run (after crash recovery) and starts them; then, every lease period,
+   * requeues jobs whose worker stopped renewing its lease (another server that died, on a shared PostgreSQL).
+   */
   async start(): Promise<void> {
+    await this.#loadQueued();
+    this.#sweeper = setInterval(() => {
+      recoverInterruptedJobs(this.database)
+        .then(async (recovered) => {
+          if (recovered.requeued.length + recovered.failed.length === 0) return;
+          this.logger.warn(recovered, 'recovered jobs whose lease ran out');
+          await this.#loadQueued();
+        })
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'recovering interrupted jobs failed'));
+    }, this.#leaseMs);
+    this.#sweeper.unref();
+  }
+
+  async #loadQueued(): Promise<void> {
     for (const job of await listQueuedJobs(this.database)) this.#queued.set(job.id, job.userId);
     this.#gauges();
     this.#pump();
@@ -113,6 +131,7 @@ export class JobRunner {
    */
   async drain(timeoutMs: number): Promise<void> {
     this.#stopped = true;
+    clearInterval(this.#sweeper);
     const all = () => Promise.all([...this.#running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([

@@ -84,7 +84,7 @@ export class TurnService {
 
   async #request(userId: string, rateKey: string, request: TurnRequest): Promise<TurnOutcome> {
     const { task } = request;
-    if (this.#draining) throw new UserFailure('QUEUE_FULL', 'the server is shutting down; retry in a moment');
+    if (this.#draining) throw new UserFailure('UNAVAILABLE', 'the server is shutting down; retry in a moment');
     const waitMs = this.rate.take(rateKey);
     if (waitMs > 0) {
       throw new UserFailure('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
@@ -122,7 +122,7 @@ export class TurnService {
     const original = await getTurn(this.database, userId, input.turnId).catch((error: unknown) => {
       throw toUserError(error) === null ? error : new UserFailure('NOT_FOUND', 'no such turn', ['input', 'turnId']);
     });
-    if (this.#draining) throw new UserFailure('QUEUE_FULL', 'the server is shutting down; retry in a moment');
+    if (this.#draining) throw new UserFailure('UNAVAILABLE', 'the server is shutting down; retry in a moment');
     const waitMs = this.rate.take(rateKey);
     if (waitMs > 0) throw new UserFailure('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
     if (this.runner.activeJobs(userId) >= this.limits.maxActiveJobsPerUser) {
