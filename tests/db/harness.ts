@@ -38,7 +38,7 @@ function migrationsKey(): string {
 }
 
 /** A migrated PGlite data directory, dumped once and shared by every test file of the run (and later runs). */
-async function pgliteTemplate(): Promise<Blob> {
+export async function pgliteTemplate(): Promise<Blob> {
   const path = join(tmpdir(), `dialect-pglite-template-${migrationsKey()}.tar`);
   if (!existsSync(path)) {
     const fresh = await PGlite.create();
