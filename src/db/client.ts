@@ -171,6 +171,7 @@ export async function migrateDatabase(database: Database): Promise<void> {
     }
     const pool = (database.db as unknown as { $client: pg.Pool }).$client;
     const client = await pool.connect();
+    let failure: Error | undefined;
     try {
       await client.query('select pg_advisory_lock(7244101)');
       try {
@@ -178,8 +179,12 @@ export async function migrateDatabase(database: Database): Promise<void> {
       } finally {
         await client.query('select pg_advisory_unlock(7244101)');
       }
+    } catch (error) {
+      failure = error as Error;
+      throw error;
     } finally {
-      client.release();
+      // A client that failed may be broken: releasing it with the error makes the pool discard it.
+      client.release(failure);
     }
   } catch (error) {
     throw toDbError(error);

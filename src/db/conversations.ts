@@ -413,7 +413,7 @@ export async function searchTurns(
   options: { limit?: number; cursor?: string } = {},
 ): Promise<Page<TurnHit>> {
   const owner = checkId(userId, 'user');
-  checkText('prompt', query);
+  checkText('query', query);
   const limit = pageSize(options.limit);
   const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
   return guard(async () => {

@@ -20,6 +20,8 @@ export const LIMITS = {
   title: 200,
   prompt: 8_000,
   answer: 32_000,
+  /** A search query. */
+  query: 500,
   errorCode: 64,
   errorMessage: 2_000,
   modelName: 200,

@@ -9,7 +9,7 @@ import { notFound } from './errors.ts';
 import { guard } from './guard.ts';
 import { checkId, newId } from './ids.ts';
 import { summaryColumns, type ImageSummary } from './images.ts';
-import { apiKeys, images, jobs, turnImages, turns, users } from './schema/index.ts';
+import { apiKeys, conversations, images, jobs, turnImages, turns, users } from './schema/index.ts';
 import type { User } from './users.ts';
 
 /** Display name of the owner when the server makes one. */
@@ -106,4 +106,24 @@ export async function listImageEdits(database: Database, userId: string, imageId
       .orderBy(asc(images.createdAt), asc(images.id))
       .limit(100),
   );
+}
+
+/**
+ * The newest turn of one of the user's conversations (what a new turn follows by default), or null for an empty
+ * conversation; NOT_FOUND for an unknown conversation or another user's. One query, for the API's hot path.
+ */
+export async function getLatestTurnId(database: Database, userId: string, conversationId: string): Promise<string | null> {
+  const owner = checkId(userId, 'user');
+  const id = checkId(conversationId, 'conversation');
+  return guard(async () => {
+    const rows = await database.db
+      .select({ conversationId: conversations.id, turnId: turns.id })
+      .from(conversations)
+      .leftJoin(turns, eq(turns.conversationId, conversations.id))
+      .where(and(eq(conversations.id, id), eq(conversations.userId, owner)))
+      .orderBy(desc(turns.createdAt), desc(turns.id))
+      .limit(1);
+    if (rows.length === 0) throw notFound('conversation');
+    return rows[0]!.turnId;
+  });
 }
