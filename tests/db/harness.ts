@@ -30,6 +30,8 @@ export interface TestDatabase {
 
 function migrationsKey(): string {
   const hash = createHash('sha256');
+  // A dump is only loadable by the PGlite that made it.
+  hash.update(readFileSync(join(MIGRATIONS_FOLDER, '../node_modules/@electric-sql/pglite/package.json')));
   for (const name of readdirSync(MIGRATIONS_FOLDER, { recursive: true }).map(String).sort()) {
     const path = join(MIGRATIONS_FOLDER, name);
     if (name.endsWith('.sql') || name.endsWith('.json')) hash.update(name).update(readFileSync(path));
@@ -62,6 +64,7 @@ export async function openTestDatabase(driver: Driver): Promise<TestDatabase> {
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   try {
+    await dropAbandoned(admin);
     await admin.query(`create database "${name}"`);
   } finally {
     await admin.end();
@@ -83,6 +86,29 @@ export async function openTestDatabase(driver: Driver): Promise<TestDatabase> {
       }
     },
   };
+}
+
+let sweptAbandoned = false;
+
+/** Drops test databases of runs that were killed before their clean-up (their process is gone). */
+async function dropAbandoned(admin: pg.Client): Promise<void> {
+  if (sweptAbandoned) return;
+  sweptAbandoned = true;
+  const { rows } = await admin.query<{ datname: string }>("select datname from pg_database where datname like 'dialect\\_test\\_%'");
+  for (const { datname } of rows) {
+    const pid = Number(/^dialect_test_(\d+)_/.exec(datname)?.[1]);
+    if (!Number.isInteger(pid) || isAlive(pid)) continue;
+    await admin.query(`drop database if exists "${datname}" with (force)`).catch(() => {});
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM';
+  }
 }
 
 export interface DriverContext {
