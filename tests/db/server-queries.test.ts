@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { addTurn, claimNextJob, completeJob, createApiKey, createConversation, findOrCreateDiscordUser, newId, revokeApiKey } from '../../src/db/index.ts';
 import {
   getImageTurnId,
+  getLatestTurnId,
   getOrCreateOwner,
   getTurnJobId,
   hasActiveApiKeys,
@@ -45,6 +46,10 @@ forEachDriver((context) => {
       inputImages: [{ image: tokensImage() }],
     });
     assert.ok((await listQueuedJobs(database)).some((job) => job.id === jobId && job.userId === user.id));
+    assert.equal(await getLatestTurnId(database, user.id, conversation.id), turn.id);
+    const empty = await createConversation(database, user.id, { title: 'empty' });
+    assert.equal(await getLatestTurnId(database, user.id, empty.id), null);
+    await rejectsWith(getLatestTurnId(database, other.id, conversation.id), 'NOT_FOUND');
     assert.equal(await getTurnJobId(database, user.id, turn.id), jobId);
     assert.equal(await getTurnJobId(database, other.id, turn.id), null);
 

@@ -138,7 +138,7 @@ async function turnPayload(
   return payload<{ turn: DbTurn | null; job: DbJob | null }>(async () => {
     const outcome = await run();
     ctx.loaders.clear();
-    const [turn, job] = await Promise.all([ctx.loaders.turn(outcome.turnId), ctx.loaders.job(outcome.jobId)]);
+    const [turn, job] = await Promise.all([ctx.loaders.turn(outcome.turnId), outcome.job ?? ctx.loaders.job(outcome.jobId)]);
     return { turn, job };
   }, { turn: null, job: null });
 }

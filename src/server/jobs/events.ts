@@ -4,6 +4,8 @@
  * always delivered before its stream completes.
  */
 
+import type { Job } from '../../db/jobs.ts';
+
 /** Live progress of a job, merged over its stored row by the API. */
 export interface JobProgress {
   stage: 'QUEUED' | 'ENCODE' | 'PREFILL' | 'DECODE' | 'DETOKENIZE' | 'VQ_DECODE' | 'DONE';
@@ -16,6 +18,8 @@ export interface JobEvent {
   /** True for the last event of the job (succeeded, failed or cancelled). */
   terminal: boolean;
   progress: JobProgress;
+  /** On the terminal event, the job's stored row as it ended (when the runner wrote it). */
+  job?: Job;
 }
 
 type Listener = (event: JobEvent) => void;

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import type { Database } from '../../db/client.ts';
 import { getTurn, getTurnPath, type Turn as DbTurn } from '../../db/conversations.ts';
 import { getImage } from '../../db/images.ts';
-import { claimNextJob, completeJob, failJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob } from '../../db/jobs.ts';
+import { claimNextJob, completeJob, failJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob, type Job as DbJob } from '../../db/jobs.ts';
 import { listQueuedJobs } from '../../db/server-queries.ts';
 import { ModelError, type ImageTokens, type ProgressEvent, type TarModel, type Timings, type Turn } from '../../model/index.ts';
 import { modelErrorCode } from '../errors.ts';
@@ -24,6 +24,16 @@ export interface JobRunnerOptions {
   leaseMs?: number;
   /** Least time between two progress events of one job, in ms (stage changes always go out). Defaults to 100. */
   progressIntervalMs?: number;
+}
+
+/**
+ * What the process that queued a job already knows of it (the turn as written, the input image's tokens), so that
+ * the runner need not read it back. A job without a hint (after a restart, or queued elsewhere) is read from the
+ * database.
+ */
+export interface JobHint {
+  turn: DbTurn;
+  inputTokens?: ImageTokens;
 }
 
 interface Running {
@@ -47,6 +57,7 @@ export class JobRunner {
   /** Queued jobs known to this process, by id → user. */
   readonly #queued = new Map<string, string>();
   readonly #running = new Map<string, Running>();
+  readonly #hints = new Map<string, JobHint>();
   #pumping = false;
   #again = false;
   #stopped = false;
@@ -104,8 +115,9 @@ export class JobRunner {
   }
 
   /** Tells the runner a job was queued. */
-  enqueue(jobId: string, userId: string): void {
+  enqueue(jobId: string, userId: string, hint?: JobHint): void {
     this.#queued.set(jobId, userId);
+    if (hint !== undefined) this.#hints.set(jobId, hint);
     this.#gauges();
     this.#pump();
   }
@@ -122,6 +134,7 @@ export class JobRunner {
       return;
     }
     if (this.#queued.delete(jobId)) this.#gauges();
+    this.#hints.delete(jobId);
     this.events.publish({ jobId, terminal: true, progress: { stage: 'DONE', done: 0, total: 0 } });
   }
 
@@ -210,6 +223,9 @@ export class JobRunner {
       });
     }, Math.max(1000, Math.floor(this.#leaseMs / 3)));
     lease.unref();
+    const hint = this.#hints.get(job.id);
+    this.#hints.delete(job.id);
+    let ended: DbJob | undefined;
     let lastSent = 0;
     let lastStage: JobProgress['stage'] = 'QUEUED';
     const publish = (progress: JobProgress, terminal = false) => {
@@ -217,14 +233,14 @@ export class JobRunner {
       if (!terminal && progress.stage === lastStage && now - lastSent < this.#progressMs && progress.done < progress.total) return;
       lastSent = now;
       lastStage = progress.stage;
-      this.events.publish({ jobId: job.id, terminal, progress });
+      this.events.publish({ jobId: job.id, terminal, progress, ...(terminal && ended !== undefined ? { job: ended } : {}) });
     };
     publish({ stage: 'QUEUED', done: 0, total: 0 });
     const onProgress = (event: ProgressEvent) => publish({ stage: STAGES[event.stage], done: event.done, total: event.total });
     try {
-      const turn = await getTurn(this.database, job.userId, job.turnId);
-      const result = await this.#execute(turn, job.userId, controller(running), onProgress);
-      await completeJob(this.database, job.id, this.workerId, result);
+      const turn = hint?.turn ?? (await getTurn(this.database, job.userId, job.turnId));
+      const result = await this.#execute(turn, job.userId, controller(running), onProgress, hint?.inputTokens);
+      ended = await completeJob(this.database, job.id, this.workerId, result);
       const t = result.timings as unknown as Timings;
       this.metrics.jobsFinished.inc({ task: job.task, status: 'succeeded' });
       this.metrics.jobLatency.observe({ task: job.task }, (Date.now() - job.createdAt.getTime()) / 1000);
@@ -236,21 +252,21 @@ export class JobRunner {
       if (decodeSeconds > 0) this.metrics.tokensPerSecond.observe({ task: job.task }, t.decodeTokens / decodeSeconds);
       log.info({ ms: Date.now() - startedAt, tokens: t.decodeTokens }, 'job succeeded');
     } catch (error) {
-      await this.#fail(job, running, error, log);
+      ended = await this.#fail(job, running, error, log);
     } finally {
       clearInterval(lease);
       publish({ stage: 'DONE', done: 1, total: 1 }, true);
     }
   }
 
-  async #fail(job: ClaimedJob, running: Running, error: unknown, log: Logger): Promise<void> {
+  async #fail(job: ClaimedJob, running: Running, error: unknown, log: Logger): Promise<DbJob | undefined> {
     const dbCode = (error as { name?: unknown; code?: unknown }).name === 'DbError' ? (error as { code: string }).code : undefined;
     try {
       if (running.reason === 'cancelled' || dbCode === 'INVALID_STATE') {
         // Already marked cancelled in the database by cancelJob.
         this.metrics.jobsFinished.inc({ task: job.task, status: 'cancelled' });
         log.info('job cancelled');
-        return;
+        return undefined;
       }
       if (running.reason === 'shutdown') {
         await failJob(this.database, job.id, this.workerId, {
@@ -259,27 +275,35 @@ export class JobRunner {
           retry: true,
         });
         log.info('job interrupted by shutdown; requeued');
-        return;
+        return undefined;
       }
       const code = error instanceof ModelError ? (modelErrorCode(error) ?? 'MODEL_FAILED') : 'MODEL_FAILED';
       const message = error instanceof ModelError && modelErrorCode(error) !== null ? error.message : 'the model failed on this request';
-      await failJob(this.database, job.id, this.workerId, { code, message });
+      const failed = await failJob(this.database, job.id, this.workerId, { code, message });
       this.metrics.jobsFinished.inc({ task: job.task, status: 'failed' });
       if (code === 'MODEL_FAILED') log.error({ err: error }, 'job failed');
       else log.info({ code, message }, 'job refused by the model');
+      return failed;
     } catch (writeError) {
       log.error({ err: writeError, cause: error }, 'recording the job failure failed; crash recovery will take it');
+      return undefined;
     }
   }
 
   /** Runs one turn on the model and makes the result the database stores. */
-  async #execute(turn: DbTurn, userId: string, signal: AbortSignal, onProgress: (event: ProgressEvent) => void) {
+  async #execute(
+    turn: DbTurn,
+    userId: string,
+    signal: AbortSignal,
+    onProgress: (event: ProgressEvent) => void,
+    knownInputTokens?: ImageTokens,
+  ) {
     const info = this.model.info();
     const s = turn.settings;
     const seed = s.seed;
     const history = turn.parentId === null ? [] : await this.history(userId, turn.parentId);
     const input = turn.inputImages[0];
-    const inputTokens = input === undefined ? undefined : await this.#tokens(userId, input.id);
+    const inputTokens = input === undefined ? undefined : (knownInputTokens ?? (await this.#tokens(userId, input.id)));
     const common = { history, signal, onProgress, ...(seed === undefined ? {} : { seed }) };
     const modelFields = { modelName: info.name, modelVersion: info.version };
     switch (turn.task) {

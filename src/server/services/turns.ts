@@ -5,20 +5,16 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Database } from '../../db/client.ts';
-import {
-  addTurn,
-  createConversation,
-  getConversation,
-  getTurn,
-  type TurnImageInput,
-} from '../../db/conversations.ts';
+import { addTurn, createConversation, getTurn, type TurnImageInput } from '../../db/conversations.ts';
 import { getImage } from '../../db/images.ts';
-import type { TarModel } from '../../model/index.ts';
+import type { Job } from '../../db/jobs.ts';
+import { getLatestTurnId } from '../../db/server-queries.ts';
+import type { ImageTokens, TarModel } from '../../model/index.ts';
 import type { Limits } from '../config.ts';
 import { toUserError, UserFailure } from '../errors.ts';
 import type { ImageInput, ImageSamplingInput, TextSamplingInput } from '../graphql/generated.ts';
 import type { JobEvents } from '../jobs/events.ts';
-import type { JobRunner } from '../jobs/runner.ts';
+import type { JobHint, JobRunner } from '../jobs/runner.ts';
 import type { RateLimiter } from '../limits.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import { readUpload } from './uploads.ts';
@@ -44,6 +40,8 @@ export interface TurnRequest {
 export interface TurnOutcome {
   turnId: string;
   jobId: string;
+  /** The job's row as it ended (when the request waited for it). */
+  job?: Job;
 }
 
 type Settings = {
@@ -100,10 +98,8 @@ export class TurnService {
     if (this.runner.queueDepth >= this.limits.maxQueue) {
       throw new UserFailure('QUEUE_FULL', 'the server is busy (its queue is full); retry later');
     }
-    const inputImages: TurnImageInput[] = [];
-    if (task !== 'generate') {
-      inputImages.push(await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale));
-    }
+    const image =
+      task === 'generate' ? undefined : await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale);
     const { conversationId, parentId } = await this.#place(userId, request);
     const { turn, jobId } = await addTurn(this.database, userId, {
       conversationId,
@@ -111,10 +107,11 @@ export class TurnService {
       task,
       prompt: request.prompt,
       settings,
-      inputImages,
+      inputImages: image === undefined ? [] : [image.input],
     });
     if (jobId === null) throw new Error('addTurn made no job');
-    return this.#run(userId, turn.id, jobId, request.wait ?? true);
+    const hint = { turn, ...(image === undefined ? {} : { inputTokens: image.tokens }) };
+    return this.#run(userId, turn.id, jobId, request.wait ?? true, hint);
   }
 
   /** Runs a turn again with another seed: a sibling of the original, same task, prompt, images and settings. */
@@ -143,11 +140,12 @@ export class TurnService {
     return this.#run(userId, turn.id, jobId, input.wait ?? true);
   }
 
-  async #run(userId: string, turnId: string, jobId: string, wait: boolean): Promise<TurnOutcome> {
+  async #run(userId: string, turnId: string, jobId: string, wait: boolean, hint?: JobHint): Promise<TurnOutcome> {
     const ended = wait ? this.events.terminal(jobId) : undefined;
-    this.runner.enqueue(jobId, userId);
-    if (ended !== undefined) await ended;
-    return { turnId, jobId };
+    this.runner.enqueue(jobId, userId, hint);
+    if (ended === undefined) return { turnId, jobId };
+    const event = await ended;
+    return { turnId, jobId, ...(event.job === undefined ? {} : { job: event.job }) };
   }
 
   #checkPrompt(prompt: string): void {
@@ -202,7 +200,11 @@ export class TurnService {
   }
 
   /** The input image: one of the user's stored images, or an upload encoded to tokens now (its tokens are stored). */
-  async #image(userId: string, image: ImageInput | null | undefined, scale: number): Promise<TurnImageInput> {
+  async #image(
+    userId: string,
+    image: ImageInput | null | undefined,
+    scale: number,
+  ): Promise<{ input: TurnImageInput; tokens: ImageTokens }> {
     const hasId = image?.id != null;
     const hasBytes = image?.base64 != null;
     if (image == null || hasId === hasBytes) {
@@ -211,7 +213,7 @@ export class TurnService {
     if (hasId) {
       try {
         const stored = await getImage(this.database, userId, image.id as string);
-        return { imageId: stored.id };
+        return { input: { imageId: stored.id }, tokens: { tokens: stored.tokens, scale: stored.scale } };
       } catch (error) {
         if ((error as { code?: unknown }).code === 'NOT_FOUND') {
           throw new UserFailure('NOT_FOUND', 'no such image', ['input', 'image', 'id']);
@@ -230,7 +232,7 @@ export class TurnService {
       throw error;
     }
     const info = this.model.info();
-    return {
+    const input: TurnImageInput = {
       image: {
         origin: 'upload',
         tokens: tokens.tokens,
@@ -243,6 +245,7 @@ export class TurnService {
         png: upload.png,
       },
     };
+    return { input, tokens };
   }
 
   /** The conversation and parent turn of a new turn: given, the conversation's latest turn, or a new conversation. */
@@ -255,9 +258,9 @@ export class TurnService {
       const conversation = await createConversation(this.database, userId, { title: titleOf(request.prompt) });
       return { conversationId: conversation.id, parentId: null };
     }
-    let found;
+    let latest: string | null;
     try {
-      found = await getConversation(this.database, userId, request.conversationId);
+      latest = await getLatestTurnId(this.database, userId, request.conversationId);
     } catch (error) {
       if ((error as { code?: unknown }).code === 'NOT_FOUND') {
         throw new UserFailure('NOT_FOUND', 'no such conversation', ['input', 'conversationId']);
@@ -265,12 +268,13 @@ export class TurnService {
       throw error;
     }
     if (request.parentTurnId != null) {
-      const parent = found.turns.find((t) => t.id === request.parentTurnId);
-      if (parent === undefined) throw new UserFailure('NOT_FOUND', 'no such turn in the conversation', ['input', 'parentTurnId']);
-      return { conversationId: found.conversation.id, parentId: parent.id };
+      const parent = await this.#turn(userId, request.parentTurnId, ['input', 'parentTurnId']);
+      if (parent.conversationId !== request.conversationId) {
+        throw new UserFailure('NOT_FOUND', 'no such turn in the conversation', ['input', 'parentTurnId']);
+      }
+      return { conversationId: parent.conversationId, parentId: parent.id };
     }
-    const latest = found.turns[found.turns.length - 1];
-    return { conversationId: found.conversation.id, parentId: latest?.id ?? null };
+    return { conversationId: request.conversationId, parentId: latest };
   }
 
   async #turn(userId: string, turnId: string, field: string[]) {
