@@ -1,0 +1,28 @@
+/** `/edit image instruction`: image + text → image. */
+import { SlashCommandBuilder } from 'discord.js';
+import { attachmentInput, checkAttachment } from '../images.ts';
+import { runTurn } from '../results.ts';
+import { InteractionSurface } from '../surfaces.ts';
+import { actorOf, type SlashCommand } from './types.ts';
+
+export const edit: SlashCommand = {
+  kind: 'slash',
+  data: new SlashCommandBuilder()
+    .setName('edit')
+    .setDescription('Edit an image with an instruction')
+    .addAttachmentOption((o) => o.setName('image').setDescription('A PNG or JPEG image').setRequired(true))
+    .addStringOption((o) => o.setName('instruction').setDescription('e.g. "make the circle blue"').setRequired(true).setMaxLength(2000))
+    .toJSON(),
+  ack: 'defer',
+  check(interaction, ctx) {
+    checkAttachment(interaction.options.getAttachment('image', true), ctx.api.knownLimits());
+  },
+  async run(interaction, ctx) {
+    const actor = actorOf(interaction.user);
+    const instruction = interaction.options.getString('instruction', true);
+    const image = await attachmentInput(ctx, interaction.options.getAttachment('image', true));
+    await runTurn(ctx, actor, new InteractionSurface(interaction), `Editing: “${instruction.slice(0, 80)}”`, () =>
+      ctx.api.edit(actor, { prompt: instruction, image }),
+    );
+  },
+};
