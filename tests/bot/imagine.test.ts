@@ -4,10 +4,11 @@
  * upscaled attachment, the prompt, the seed, a link and the buttons.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { buttonIds } from '../discord-fake/index.ts';
-import { type Deployment, isImageResult, PUBLIC_URL, startDeployment } from './harness.ts';
+import { buttonIds, type FakeMessage, type Person } from '../discord-fake/index.ts';
+import { gql } from '../server/helpers.ts';
+import { button, type Deployment, isImageResult, PUBLIC_URL, startDeployment } from './harness.ts';
 
 let d: Deployment;
 before(async () => {
@@ -63,3 +64,88 @@ test('/imagine: deferred at once, progress edits, then the upscaled image with p
   }
   assert.deepEqual(d.fake.unhandled, []);
 });
+
+describe('buttons under a result', () => {
+  let alice: Person;
+  let result: FakeMessage;
+  before(async () => {
+    alice = d.person('alice-buttons');
+    const ix = alice.slash(d.channel, 'imagine', { prompt: 'a small blue square at the top left', seed: 7 });
+    result = await ix.waitForOriginal(isImageResult);
+  });
+
+  test('reroll: a new message with the same prompt and a new seed', async () => {
+    const click = alice.click(result, (id) => id.startsWith('reroll:'));
+    assert.equal((await click.acknowledged()).type, 5);
+    const rerolled = await click.waitForOriginal(isImageResult);
+    assert.notEqual(rerolled.id, result.id);
+    assert.match(rerolled.content, /a small blue square at the top left/);
+    assert.doesNotMatch(rerolled.content, /seed `7`/);
+    assert.ok((rerolled.history ?? []).some((m) => m.content.startsWith('⏳ Rerolling')));
+  });
+
+  test('show tokens: an ephemeral token grid as text and a picture', async () => {
+    const click = alice.click(result, (id) => id.startsWith('tokens:'));
+    const ack = await click.acknowledged();
+    assert.equal(ack.type, 5);
+    assert.equal(Number(ack.data?.flags) & 64, 64, 'ephemeral');
+    const reply = await click.waitForOriginal((m) => m.content.includes('Image tokens'));
+    const grid = /```\n([\s\S]*)\n```/.exec(reply.content)?.[1];
+    assert.ok(grid !== undefined, reply.content);
+    const rows = grid.split('\n');
+    const imageId = button(result, 'tokens').split(':')[1] as string;
+    const image = await gqlAs(alice, `query($id: ID!) { image(id: $id) { grid tokens } }`, { id: imageId });
+    assert.equal(rows.length, image.image.grid);
+    assert.deepEqual(rows.flatMap((r) => r.trim().split(/\s+/).map(Number)), image.image.tokens);
+    assert.ok(reply.attachments.some((a) => a.filename === `tokens-${imageId}.png`));
+  });
+
+  test('describe: understands the image from its stored tokens (by id, no upload)', async () => {
+    const click = alice.click(result, (id) => id.startsWith('describe:'));
+    const answer = await click.waitForOriginal((m) => m.content.startsWith('💬'));
+    assert.match(answer.content, /Describe the image\./);
+    const turnId = button(answer, 'reroll').split(':')[1] as string;
+    const turn = await gqlAs(alice, `query($id: ID!) { turn(id: $id) { task text inputImage { id origin } } }`, { id: turnId });
+    assert.equal(turn.turn.task, 'UNDERSTAND');
+    assert.equal(turn.turn.inputImage.id, button(result, 'describe').split(':')[1], 'the same stored image, not a re-encoded upload');
+    assert.equal(turn.turn.inputImage.origin, 'GENERATED');
+    assert.ok(answer.content.includes(turn.turn.text.slice(0, 20).replace(/([\\*_~`|>])/g, '\\$1')));
+  });
+
+  test('edit: a modal asks for the instruction, then the edited image follows', async () => {
+    const click = alice.click(result, (id) => id.startsWith('edit:'));
+    const modal = await click.modal();
+    assert.equal((await click.acknowledged()).type, 9);
+    assert.match(String(modal.custom_id), /^editmodal:/);
+    const submit = alice.submitModal(click, { instruction: 'make the square red' });
+    assert.equal((await submit.acknowledged()).type, 5);
+    const edited = await submit.waitForOriginal(isImageResult);
+    assert.match(edited.content, /✏️ \*\*make the square red\*\*/);
+    const turnId = button(edited, 'reroll').split(':')[1] as string;
+    const turn = await gqlAs(alice, `query($id: ID!) { turn(id: $id) { task image { parent { id } } } }`, { id: turnId });
+    assert.equal(turn.turn.task, 'EDIT');
+    assert.equal(turn.turn.image.parent.id, button(result, 'edit').split(':')[1]);
+  });
+
+  test("someone else's click: reroll is refused kindly, describe works from the attachment", async () => {
+    const bob = d.person('bob-buttons');
+    const reroll = bob.click(result, (id) => id.startsWith('reroll:'));
+    const refusal = await reroll.waitForMessage((m) => m.content.startsWith('⚠️'));
+    assert.equal(refusal.flags & 64, 64, 'ephemeral');
+    assert.match(refusal.content, /someone else/);
+    assert.equal(reroll.original?.deleted, true, 'the public placeholder is removed');
+
+    const describeClick = bob.click(result, (id) => id.startsWith('describe:'));
+    const answer = await describeClick.waitForOriginal((m) => m.content.startsWith('💬'));
+    const turnId = button(answer, 'reroll').split(':')[1] as string;
+    const turn = await gqlAs(bob, `query($id: ID!) { turn(id: $id) { inputImage { origin } } }`, { id: turnId });
+    assert.equal(turn.turn.inputImage.origin, 'UPLOAD');
+  });
+});
+
+/** Runs a query as a person's own Dialect user (through the bot's key, as the bot does). */
+async function gqlAs(person: Person, query: string, variables: Record<string, unknown>): Promise<any> {
+  const response = await gql(d.server.url, query, variables, { authorization: `Bearer ${d.apiKey}`, 'x-dialect-discord-user': person.id });
+  assert.equal(response.body.errors, undefined, JSON.stringify(response.body.errors));
+  return response.body.data;
+}
