@@ -13,6 +13,9 @@ import { launchBrowser, openPage, screenshot, shapePng, startWebServer, type Wat
 declare const document: any;
 declare const window: any;
 declare function getComputedStyle(element: unknown): any;
+declare function atob(data: string): string;
+declare const DataTransfer: any;
+declare const File: any;
 
 let web: WebServer;
 let browser: Browser;
@@ -93,6 +96,22 @@ test('ask about an uploaded image and see the answer', async () => {
   await turn.waitFor();
   await turn.locator('.answer').waitFor({ state: 'attached' });
   await imageLoaded('[data-task="UNDERSTAND"] img.pixels');
+  assert.deepEqual(tab.errors, []);
+});
+
+test('drop an image on the composer to attach it', async () => {
+  const png = (await shapePng({ r: 30, g: 160, b: 60 })).toString('base64');
+  const dataTransfer = await page.evaluateHandle(async (base64) => {
+    const bytes = Uint8Array.from(atob(base64), (c: string) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+    return transfer;
+  }, png);
+  await page.dispatchEvent('form.composer', 'dragover', { dataTransfer });
+  await page.dispatchEvent('form.composer', 'drop', { dataTransfer });
+  await page.getByText('Attached: dropped.png').waitFor();
+  await button('Remove image').click();
+  await page.getByLabel('Attach image').waitFor();
   assert.deepEqual(tab.errors, []);
 });
 
@@ -183,9 +202,12 @@ test('readable at phone width (375 px)', async () => {
     await phone.page.goto('/');
     await phone.page.locator('.sidebar a[href^="#/c/"]').first().click();
     await phone.page.locator('[data-task="EDIT"][data-status="SUCCEEDED"]').waitFor();
-    for (const hash of ['', '#/history', '#/gallery']) {
+    await screenshot(phone.page, 'chat-phone');
+    const edited = await phone.page.locator('[data-task="EDIT"] figure a').getAttribute('href');
+    for (const hash of ['', '#/history', '#/gallery', edited!]) {
       if (hash !== '') await phone.page.goto(`/${hash}`);
       await phone.page.locator('main h1').waitFor();
+      await phone.page.waitForLoadState('networkidle');
       const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `${hash || 'chat'}: ${overflow}px wider than the screen`);
     }

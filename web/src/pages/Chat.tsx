@@ -107,6 +107,15 @@ export function ChatPage({ conversationId, imageId, session }: { conversationId:
     }
   };
 
+  // A new turn: bring it into view (the composer stays below it).
+  const list = useRef<HTMLOListElement>(null);
+  const count = conversation?.turns.length ?? 0;
+  const seen = useRef(0);
+  useEffect(() => {
+    if (count > seen.current && seen.current > 0) list.current?.lastElementChild?.scrollIntoView({ block: 'nearest' });
+    seen.current = count;
+  }, [count]);
+
   const title = conversationId === undefined ? 'New conversation' : (conversation?.title ?? 'Conversation');
   return (
     <div class="chat">
@@ -120,7 +129,7 @@ export function ChatPage({ conversationId, imageId, session }: { conversationId:
             it. Pick any image to <strong>Edit</strong> it with an instruction.
           </p>
         )}
-        <ol class="turns" aria-label="Turns">
+        <ol class="turns" aria-label="Turns" ref={list}>
           {conversation?.turns.map((turn) => (
             <TurnView key={turn.id} turn={turn} onPick={pick} onReroll={reroll} picked={picked?.kind === 'stored' && picked.id === turn.image?.id} />
           ))}
