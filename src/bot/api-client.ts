@@ -235,10 +235,11 @@ export class DialectApi {
       conversations: { edges: { node: ConversationSummary }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } };
     }>(
       actor,
-      `query History($first: Int!, $after: String) { conversations(first: $first, after: $after) {
+      // The page size is a literal: the server's cost estimate counts a variable `first` as its largest page.
+      `query History($after: String) { conversations(first: ${Math.max(1, Math.min(100, Math.trunc(first)))}, after: $after) {
         edges { node { id title createdAt updatedAt turns { id task status prompt text image { id url } createdAt } } }
         pageInfo { hasNextPage endCursor } } }`,
-      { first, after: after ?? null },
+      { after: after ?? null },
     );
     return {
       items: data.conversations.edges.map((e) => e.node),
