@@ -216,3 +216,25 @@ test('readable at phone width (375 px)', async () => {
     await phone.close();
   }
 });
+
+test('rename, then delete the conversation', async () => {
+  await page.goto('/');
+  await page.locator('.sidebar a[href^="#/c/"]').first().click();
+  await page.locator('[data-task="EDIT"][data-status="SUCCEEDED"]').waitFor();
+  await button('Rename').click();
+  await page.getByLabel('Title').fill('Circles');
+  await page.getByLabel('Title').press('Enter');
+  await page.getByRole('heading', { name: 'Circles', exact: true }).waitFor();
+  await page.reload();
+  await page.getByRole('heading', { name: 'Circles', exact: true }).waitFor();
+  await page.locator('.sidebar').getByRole('link', { name: 'Circles' }).waitFor();
+
+  await button('Delete').click();
+  await button('Keep it').click();
+  await button('Delete').click();
+  await button('Delete for good').click();
+  await page.getByRole('heading', { name: 'New conversation' }).waitFor();
+  await page.goto('/#/history');
+  await page.getByText('No conversations yet.').waitFor();
+  assert.deepEqual(tab.errors, []);
+});

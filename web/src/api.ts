@@ -243,3 +243,8 @@ export interface TurnPayload {
   job: Job | null;
   errors: UserError[];
 }
+
+export const RENAME = `mutation Rename($input: RenameConversationInput!) {
+  renameConversation(input: $input) { conversation { id title } errors { code message } }
+}`;
+export const DELETE_CONVERSATION = `mutation Delete($id: ID!) { deleteConversation(id: $id) { deletedId errors { code message } } }`;

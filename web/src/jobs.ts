@@ -36,17 +36,31 @@ export function watchJob(job: Job): void {
   const stop = subscribe<{ jobProgress: Job }>(JOB_PROGRESS, { id: job.id }, {
     next: (data) => update(data.jobProgress),
     error: () => {
+      // The live stream failed (a dropped connection, a restarting server): ask for the job's state each second.
       watching.delete(job.id);
-      // The live stream failed (a dropped connection): read the job's state once instead.
-      void gql<{ job: Job | null }>(`query Job($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, { id: job.id })
-        .then((data) => data.job !== null && update(data.job))
-        .catch(() => {});
+      poll(job.id);
     },
     complete: () => {
       watching.delete(job.id);
     },
   });
   watching.set(job.id, stop);
+}
+
+function poll(id: string): void {
+  const timer = setInterval(() => {
+    gql<{ job: Job | null }>(`query Job($id: ID!) { job(id: $id) { ${JOB_FIELDS} } }`, { id })
+      .then((data) => {
+        if (data.job === null) stop();
+        else update(data.job);
+      })
+      .catch(() => {});
+  }, 1000);
+  const stop = () => {
+    clearInterval(timer);
+    watching.delete(id);
+  };
+  watching.set(id, stop);
 }
 
 export async function cancelJob(id: string): Promise<UserError | null> {

@@ -9,9 +9,11 @@ import {
   type Conversation,
   CONVERSATIONS,
   type Connection,
+  DELETE_CONVERSATION,
   EDIT,
   GENERATE,
   gql,
+  RENAME,
   REROLL,
   type Session,
   type Task,
@@ -121,7 +123,16 @@ export function ChatPage({ conversationId, imageId, session }: { conversationId:
     <div class="chat">
       <ConversationList current={conversationId} />
       <section class="conversation" aria-labelledby="conversation-title">
-        <h1 id="conversation-title">{title}</h1>
+        <div class="conversation-head">
+          <h1 id="conversation-title">{title}</h1>
+          {conversation !== null && (
+            <ConversationActions
+              conversation={conversation}
+              onRenamed={(t) => setConversation({ ...conversation, title: t })}
+              onError={setError}
+            />
+          )}
+        </div>
         {missing && <ErrorNote>This conversation does not exist, or is not yours.</ErrorNote>}
         {conversationId === undefined && (
           <p class="muted">
@@ -149,6 +160,79 @@ export function ChatPage({ conversationId, imageId, session }: { conversationId:
           }}
         />
       </section>
+    </div>
+  );
+}
+
+/** Rename (an inline form) and Delete (asks once more, in the page) of the open conversation. */
+function ConversationActions({
+  conversation,
+  onRenamed,
+  onError,
+}: {
+  conversation: Conversation;
+  onRenamed: (title: string) => void;
+  onError: (message: string | null) => void;
+}) {
+  const [mode, setMode] = useState<'idle' | 'rename' | 'delete'>('idle');
+  const [title, setTitle] = useState(conversation.title);
+  const fail = (e: unknown) => onError(e instanceof Error ? e.message : String(e));
+  if (mode === 'rename') {
+    return (
+      <form
+        class="inline-form"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          try {
+            const data = await gql<{ renameConversation: { conversation: Conversation | null; errors: { message: string }[] } }>(RENAME, {
+              input: { id: conversation.id, title: title.trim() },
+            });
+            const result = data.renameConversation;
+            if (result.errors.length > 0) onError(result.errors.map((x) => x.message).join(' '));
+            else if (result.conversation !== null) {
+              onRenamed(result.conversation.title);
+              setMode('idle');
+            }
+          } catch (error) {
+            fail(error);
+          }
+        }}
+      >
+        <label>
+          Title <input value={title} required maxLength={200} onInput={(e) => setTitle(e.currentTarget.value)} ref={(el) => el?.focus()} />
+        </label>
+        <button type="submit">Save</button>
+        <button type="button" class="secondary" onClick={() => setMode('idle')}>Keep the old title</button>
+      </form>
+    );
+  }
+  if (mode === 'delete') {
+    return (
+      <div class="inline-form" role="alert">
+        <span>Delete this conversation, its turns and the images used nowhere else?</span>
+        <button
+          type="button"
+          class="danger"
+          onClick={async () => {
+            try {
+              const data = await gql<{ deleteConversation: { deletedId: string | null; errors: { message: string }[] } }>(DELETE_CONVERSATION, { id: conversation.id });
+              if (data.deleteConversation.errors.length > 0) onError(data.deleteConversation.errors.map((x) => x.message).join(' '));
+              else navigate(href.chat());
+            } catch (error) {
+              fail(error);
+            }
+          }}
+        >
+          Delete for good
+        </button>
+        <button type="button" class="secondary" onClick={() => setMode('idle')} ref={(el) => el?.focus()}>Keep it</button>
+      </div>
+    );
+  }
+  return (
+    <div class="actions">
+      <button type="button" onClick={() => setMode('rename')}>Rename</button>
+      <button type="button" onClick={() => setMode('delete')}>Delete</button>
     </div>
   );
 }
