@@ -108,6 +108,25 @@ def read_json(path: str, required: bool = True) -> Optional[dict]:
         return json.load(fh)
 
 
+def load_weights(folder: str) -> Dict[str, torch.Tensor]:
+    """model.safetensors (or its shards); pytorch_model.bin (or its shards) when there is no safetensors file."""
+    try:
+        return load_folder(folder)
+    except FileNotFoundError:
+        index = os.path.join(folder, "pytorch_model.bin.index.json")
+        if os.path.exists(index):
+            files = sorted(set(read_json(index)["weight_map"].values()))
+        elif os.path.exists(os.path.join(folder, "pytorch_model.bin")):
+            files = ["pytorch_model.bin"]
+        else:
+            raise ConversionError(f"{folder} has no model.safetensors, pytorch_model.bin or their shard indexes")
+        sd = {}
+        for f in files:
+            for k, v in torch_load(os.path.join(folder, f)).items():
+                sd[k] = v.float() if v.is_floating_point() else v
+        return sd
+
+
 def load_llm(folder: str) -> Tuple[QwenLM, dict, List[str]]:
     hf = read_json(os.path.join(folder, "config.json"))
     arch = hf.get("architectures") or []
@@ -120,7 +139,7 @@ def load_llm(folder: str) -> Tuple[QwenLM, dict, List[str]]:
         raise ConversionError("use_sliding_window is true; the Dialect LLM graph has full attention only")
     if hf.get("rope_scaling"):
         raise ConversionError(f"rope_scaling {hf['rope_scaling']!r} is not supported")
-    sd = load_folder(folder)
+    sd = load_weights(folder)
     heads, hidden = hf["num_attention_heads"], hf["hidden_size"]
     head_dim = hf.get("head_dim", hidden // heads)
     tied = bool(hf.get("tie_word_embeddings", False))
