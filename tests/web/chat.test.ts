@@ -63,6 +63,21 @@ test('the page loads on loopback without a key, with labelled controls', async (
       .map((el) => el.outerHTML as string),
   );
   assert.deepEqual(unlabelled, []);
+  // Every control is reached with Tab, in reading order.
+  const reached: string[] = [];
+  for (let i = 0; i < 20; i += 1) {
+    await page.keyboard.press('Tab');
+    reached.push(
+      await page.evaluate(() => {
+        const el = document.activeElement;
+        return ((el.labels?.[0]?.textContent ?? el.getAttribute('aria-label') ?? el.textContent) as string).trim();
+      }),
+    );
+  }
+  const order = ['Skip to content', 'Chat', 'History', 'Gallery', 'New conversation', 'Prompt', 'Attach image', 'Generate', 'Ask', 'Edit'];
+  const firstRound = reached.slice(0, reached.indexOf('Edit') + 1);
+  assert.deepEqual(firstRound.filter((name) => order.includes(name)), order, reached.join(' | '));
+  assert.ok(reached.some((name) => name.startsWith('Seed')) && reached.some((name) => name.startsWith('Scale')), reached.join(' | '));
   await screenshot(page, 'chat-new');
   assert.deepEqual(tab.errors, []);
 });

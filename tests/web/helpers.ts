@@ -39,9 +39,12 @@ export interface HeldModel {
 
 function holdable(model: TarModel): HeldModel {
   let gate: { promise: Promise<void>; open: () => void } | null = null;
-  const held = (name: 'generate' | 'edit' | 'understand') => async (request: { signal?: AbortSignal; onProgress?: (e: unknown) => void }) => {
+  const held = (name: 'generate' | 'edit' | 'understand') => async (request: { signal?: AbortSignal; scale?: number; onProgress?: (e: unknown) => void }) => {
     if (gate !== null) {
-      request.onProgress?.({ stage: 'prefill', done: 0, total: 1 });
+      // Held a third of the way through decoding, as far as the page can tell.
+      const scales = (model.manifest as unknown as { scales: { scale: number; tokens: number }[] }).scales;
+      const total = scales.find((s) => s.scale === request.scale)?.tokens ?? 81;
+      request.onProgress?.({ stage: 'decode', done: Math.floor(total / 3), total });
       const signal = request.signal;
       await Promise.race([
         gate.promise,
