@@ -59,8 +59,8 @@ UNIFIED_SEED0 = 2 * 10**8          # unified records: dataset.example(seed) from
 CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for train and serve
 
 # defaults: (steps, minutes on the 2-core CPU)
-PLAN = {"llm-text": (600, 4), "ta-tok": (4000, 14), "vq-vae": (2500, 9), "ar-dtok": (2500, 12),
-        "unified": (6000, 42)}
+PLAN = {"llm-text": (600, 4), "ta-tok": (6000, 24), "vq-vae": (2500, 9), "ar-dtok": (2500, 12),
+        "unified": (6000, 36)}
 
 
 # ============================================================================================== configs
@@ -72,7 +72,7 @@ def make_configs(text_vocab: int):
                      dec_mlp=256, dec_pos_grid=9, feat_dim=128)
     ar = ARDTokConfig(codebook_size=VQ_K, cond_dim=ta.feat_dim, hidden=192, layers=4, heads=6, kv_heads=6,
                       head_dim=32, intermediate=512, codes=64, max_positions=ta.tokens(1) + 64)
-    vq = VQConfig(codebook_size=VQ_K, code_dim=16, grid=8, output_size=64, channels=[32, 64, 64])
+    vq = VQConfig(codebook_size=VQ_K, code_dim=16, grid=8, output_size=64, channels=[16, 32, 64])
     return llm, ta, ar, vq
 
 
@@ -474,7 +474,7 @@ def stage_vq_vae(run, a):
     imgs, labs = pool["images"], pool["labels"]
     from train.common import _BGP
     bgs = torch.from_numpy(_BGP / 255.0).float()
-    n, B = len(imgs), 64
+    n, B = len(imgs), 32
     usage = {"count": torch.zeros(VQ_K)}
 
     def batch_fn(step):
@@ -562,7 +562,7 @@ def stage_ar_dtok(run, a):
     for nme, p in ar.named_parameters():
         if p.dim() >= 2:
             nn.init.normal_(p, std=0.02)
-    scale_cycle = [2, 1, 2, 3]
+    scale_cycle = [2, 3, 2, 1]
 
     def batch_fn(step):
         g = torch.Generator().manual_seed(SEED + 13 * step)
@@ -996,7 +996,7 @@ def main():
     ap.add_argument("--pool", type=int, default=30000, help="images in the TA-Tok / VQ / AR-DTok pool")
     ap.add_argument("--records", type=int, default=60000, help="unified-stage records")
     ap.add_argument("--text-records", type=int, default=20000)
-    ap.add_argument("--eval-n", type=int, default=200)
+    ap.add_argument("--eval-n", type=int, default=120)
     ap.add_argument("--image-temperature", type=float, default=0.0)
     ap.add_argument("--image-topk", type=int, default=0)
     ap.add_argument("--ta-entropy", type=float, default=0.5, help="TA-Tok codebook-usage entropy weight")
