@@ -81,6 +81,11 @@ function holdable(model: TarModel): HeldModel {
   };
 }
 
+/** Whether the tests run the shipped model (whose answers mean something) rather than random weights. */
+export function usingShippedModel(): boolean {
+  return testBundle() !== TINY_BUNDLE;
+}
+
 let loaded: Promise<TarModel> | undefined;
 function sharedModel(): Promise<TarModel> {
   loaded ??= TarModel.load({ bundleDir: testBundle(), maxBatch: 8, intraOpThreads: 1 });

@@ -13,6 +13,7 @@ import {
   EDIT,
   GENERATE,
   gql,
+  type ImageRef,
   RENAME,
   REROLL,
   type Session,
@@ -87,11 +88,11 @@ export function ChatPage({ conversationId, imageId, session }: { conversationId:
       .catch(() => {});
   }, [imageId]);
 
-  const pick = (turn: Turn) => {
-    if (turn.image === null) return;
-    setPicked({ kind: 'stored', id: turn.image.id, url: turn.image.url, name: `image of “${turn.prompt}”` });
+  const pick = (image: ImageRef, name: string) => {
+    setPicked({ kind: 'stored', id: image.id, url: image.url, name });
     composer.current?.focus();
   };
+  const pickedId = picked?.kind === 'stored' ? picked.id : undefined;
 
   const reroll = async (turn: Turn) => {
     setError(null);
@@ -142,7 +143,7 @@ export function ChatPage({ conversationId, imageId, session }: { conversationId:
         )}
         <ol class="turns" aria-label="Turns" ref={list}>
           {conversation?.turns.map((turn) => (
-            <TurnView key={turn.id} turn={turn} onPick={pick} onReroll={reroll} picked={picked?.kind === 'stored' && picked.id === turn.image?.id} />
+            <TurnView key={turn.id} turn={turn} onPick={pick} onReroll={reroll} pickedId={pickedId} />
           ))}
         </ol>
         {error !== null && <ErrorNote>{error}</ErrorNote>}
@@ -262,7 +263,18 @@ function ConversationList({ current }: { current: string | undefined }) {
   );
 }
 
-function TurnView({ turn, onPick, onReroll, picked }: { turn: Turn; onPick: (t: Turn) => void; onReroll: (t: Turn) => void; picked: boolean }) {
+function TurnView({
+  turn,
+  onPick,
+  onReroll,
+  pickedId,
+}: {
+  turn: Turn;
+  onPick: (image: ImageRef, name: string) => void;
+  onReroll: (t: Turn) => void;
+  pickedId: string | undefined;
+}) {
+  const picked = turn.image !== null && turn.image.id === pickedId;
   const live = useJob(turn.job?.id);
   const status = live !== undefined && FINISHED.has(live.status) && !FINISHED.has(turn.status) ? 'FINISHING' : turn.status;
   return (
@@ -270,9 +282,19 @@ function TurnView({ turn, onPick, onReroll, picked }: { turn: Turn; onPick: (t: 
       <div class="bubble mine">
         <span class="tag">{TASK_NAMES[turn.task]}</span> <span class="prompt">{turn.prompt}</span>
         {turn.inputImage !== null && (
-          <a href={href.image(turn.inputImage.id)} class="thumb">
-            <Pixels image={turn.inputImage} alt="The image asked about" size={64} />
-          </a>
+          <>
+            <a href={href.image(turn.inputImage.id)} class={`thumb${turn.inputImage.id === pickedId ? ' picked' : ''}`}>
+              <Pixels image={turn.inputImage} alt={turn.task === 'EDIT' ? 'The image edited' : 'The image asked about'} size={64} />
+            </a>
+            <button
+              type="button"
+              class="small"
+              aria-pressed={turn.inputImage.id === pickedId}
+              onClick={() => onPick(turn.inputImage!, turn.inputImage!.origin === 'UPLOAD' ? 'the uploaded image' : 'the image of this turn')}
+            >
+              Pick for editing
+            </button>
+          </>
         )}
       </div>
       <div class="bubble theirs" aria-live="polite">
@@ -295,7 +317,7 @@ function TurnView({ turn, onPick, onReroll, picked }: { turn: Turn; onPick: (t: 
         {FINISHED.has(status) && (
           <div class="actions">
             {turn.image !== null && (
-              <button type="button" onClick={() => onPick(turn)} aria-pressed={picked}>
+              <button type="button" onClick={() => onPick(turn.image!, `image of “${turn.prompt}”`)} aria-pressed={picked}>
                 Pick for editing
               </button>
             )}
