@@ -4,6 +4,7 @@
  * aggregates' modules so that the data layer's main files stay the product's questions.
  */
 import { and, asc, desc, eq, isNull, sql } from 'drizzle-orm';
+import type { ClaimedJob } from './jobs.ts';
 import type { Database } from './client.ts';
 import { notFound } from './errors.ts';
 import { guard } from './guard.ts';
@@ -126,4 +127,55 @@ export async function getLatestTurnId(database: Database, userId: string, conver
     if (rows.length === 0) throw notFound('conversation');
     return rows[0]!.turnId;
   });
+}
+
+/**
+ * Claims one queued job by id for `workerId` (claimNextJob takes the oldest instead): the server's fast path, which
+ * starts the model on a request while its turn and job are being written, then claims exactly that job. Null when
+ * the job is no longer queued (cancelled meanwhile, or claimed by another worker).
+ */
+export async function claimJob(
+  database: Database,
+  jobId: string,
+  workerId: string,
+  options: { leaseMs?: number } = {},
+): Promise<ClaimedJob | null> {
+  const id = checkId(jobId, 'job');
+  const leaseMs = options.leaseMs ?? 300_000;
+  return guard(() =>
+    database.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(jobs)
+        .set({
+          status: 'running',
+          attempts: sql`${jobs.attempts} + 1`,
+          workerId,
+          startedAt: sql`now()`,
+          leaseExpiresAt: sql`now() + ${`${leaseMs} milliseconds`}::interval`,
+        })
+        .where(and(eq(jobs.id, id), eq(jobs.status, 'queued')))
+        .returning();
+      if (row === undefined) return null;
+      const [turn] = await tx
+        .update(turns)
+        .set({ status: 'running', updatedAt: sql`now()` })
+        .where(eq(turns.id, row.turnId))
+        .returning({ conversationId: turns.conversationId, task: turns.task });
+      return {
+        id: row.id,
+        turnId: row.turnId,
+        status: row.status,
+        attempts: row.attempts,
+        maxAttempts: row.maxAttempts,
+        errorCode: row.errorCode,
+        errorMessage: row.errorMessage,
+        createdAt: row.createdAt,
+        startedAt: row.startedAt,
+        finishedAt: row.finishedAt,
+        userId: row.userId,
+        conversationId: turn!.conversationId,
+        task: turn!.task,
+      };
+    }),
+  );
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addTurn, claimNextJob, completeJob, createApiKey, createConversation, findOrCreateDiscordUser, newId, revokeApiKey } from '../../src/db/index.ts';
 import {
+  claimJob,
   getImageTurnId,
   getLatestTurnId,
   getOrCreateOwner,
@@ -14,6 +15,24 @@ import { forEachDriver } from './harness.ts';
 import { makeUser, rejectsWith, RESULT, tokensImage } from './fixtures.ts';
 
 forEachDriver((context) => {
+  test('claimJob claims exactly one queued job, once', async () => {
+    const { database } = context;
+    const user = await makeUser(database);
+    const conversation = await createConversation(database, user.id, { title: 't' });
+    const first = await addTurn(database, user.id, { conversationId: conversation.id, task: 'generate', prompt: 'a' });
+    const second = await addTurn(database, user.id, { conversationId: conversation.id, task: 'generate', prompt: 'b' });
+    const claimed = await claimJob(database, second.jobId!, 'w');
+    assert.equal(claimed?.id, second.jobId);
+    assert.equal(claimed?.status, 'running');
+    assert.equal(claimed?.attempts, 1);
+    assert.equal(claimed?.task, 'generate');
+    assert.equal(claimed?.userId, user.id);
+    assert.equal(await claimJob(database, second.jobId!, 'other'), null, 'no second claim');
+    assert.ok((await listQueuedJobs(database)).some((job) => job.id === first.jobId), 'the older job stays queued');
+    await rejectsWith(claimJob(database, 'nope', 'w'), 'NOT_FOUND');
+  });
+
+
   test('the owner is the oldest user without a Discord id, made once even on concurrent first calls', async () => {
     const { database } = context;
     await findOrCreateDiscordUser(database, { discordId: '123456789', displayName: 'bot user' });

@@ -7,10 +7,10 @@
  */
 import { hostname } from 'node:os';
 import type { Database } from '../../db/client.ts';
-import { getTurn, getTurnPath, type Turn as DbTurn } from '../../db/conversations.ts';
+import { getTurn, getTurnPath, type Turn as DbTurn, type TurnResult } from '../../db/conversations.ts';
 import { getImage } from '../../db/images.ts';
-import { claimNextJob, completeJob, failJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob, type Job as DbJob } from '../../db/jobs.ts';
-import { listQueuedJobs } from '../../db/server-queries.ts';
+import { claimNextJob, completeJob, failJob, getJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob, type Job as DbJob } from '../../db/jobs.ts';
+import { claimJob, listQueuedJobs } from '../../db/server-queries.ts';
 import { ModelError, type ImageTokens, type ProgressEvent, type TarModel, type Timings, type Turn } from '../../model/index.ts';
 import { modelErrorCode } from '../errors.ts';
 import type { Logger } from '../logging.ts';
@@ -31,6 +31,26 @@ export interface JobRunnerOptions {
  * the runner need not read it back. A job without a hint (after a restart, or queued elsewhere) is read from the
  * database.
  */
+interface Progress {
+  publish(progress: JobProgress, terminal?: boolean, job?: DbJob): void;
+  onProgress(event: ProgressEvent): void;
+}
+
+/** What a job runs: the parts of its turn the model needs. */
+export type JobSpec = Pick<DbTurn, 'task' | 'prompt' | 'settings' | 'parentId'> & {
+  inputImages: { id: string }[];
+  /** The input image's tokens, when known (else read by the first input image's id). */
+  inputTokens?: ImageTokens;
+};
+
+/** A request started ahead of its job row (see JobRunner.startEarly). */
+export interface EarlyRun {
+  /** The turn and job are written: claim that job and finish it. */
+  attach(jobId: string): void;
+  /** Writing the turn failed: stop the model and free the slot. */
+  abandon(): void;
+}
+
 export interface JobHint {
   turn: DbTurn;
   inputTokens?: ImageTokens;
@@ -200,17 +220,108 @@ export class JobRunner {
   }
 
   #start(job: ClaimedJob): void {
-    const controller = new AbortController();
-    const running: Running = { userId: job.userId, controller, reason: null, done: Promise.resolve() };
-    this.#running.set(job.id, running);
-    running.done = this.#run(job, running).finally(() => {
-      this.#running.delete(job.id);
-      this.#gauges();
-      this.#pump();
-    });
+    const running = this.#reserve(job.userId, job.id);
+    const hint = this.#hints.get(job.id);
+    this.#hints.delete(job.id);
+    const progress = this.#progress(() => job.id);
+    progress.publish({ stage: 'QUEUED', done: 0, total: 0 });
+    const result = (async () => {
+      const turn = hint?.turn ?? (await getTurn(this.database, job.userId, job.turnId));
+      return this.#execute(turn, job.userId, running.controller.signal, progress.onProgress, hint?.inputTokens);
+    })();
+    running.done = this.#finish(job, running, result, progress).finally(() => this.#release(job.id));
   }
 
-  async #run(job: ClaimedJob, running: Running): Promise<void> {
+  /**
+   * The fast path of a request that waits for its answer: when a slot is free and nothing is queued, the model
+   * starts at once on what the request already holds, while the request writes its turn and job; `attach` then
+   * claims exactly that job and finishes it as any other, `abandon` stops the model when writing failed. Null when
+   * the request must queue.
+   */
+  startEarly(userId: string, spec: JobSpec): EarlyRun | null {
+    if (this.#stopped || this.#queued.size > 0 || this.#running.size >= this.options.concurrency) return null;
+    const key = `early:${Math.random().toString(36).slice(2)}`;
+    const running = this.#reserve(userId, key);
+    let jobId: string | undefined;
+    const progress = this.#progress(() => jobId);
+    const result = this.#execute(spec, userId, running.controller.signal, progress.onProgress, spec.inputTokens);
+    result.catch(() => undefined);
+    this.#gauges();
+    return {
+      attach: (id: string) => {
+        jobId = id;
+        this.#running.delete(key);
+        this.#running.set(id, running);
+        running.done = (async () => {
+          const job = await claimJob(this.database, id, this.workerId, { leaseMs: this.#leaseMs }).catch((error: unknown) => {
+            this.logger.error({ err: error, jobId: id }, 'claiming a started job failed; it stays queued');
+            return null;
+          });
+          if (job === null) {
+            // Cancelled between its writing and its claim (or the claim failed): the model's work is dropped.
+            running.reason ??= 'cancelled';
+            running.controller.abort(new Error('cancelled'));
+            await result.catch(() => undefined);
+            const ended = await getJob(this.database, userId, id).catch(() => undefined);
+            if (ended !== undefined && ended.status === 'queued') {
+              // The claim itself failed: let the queue run it.
+              this.#queued.set(id, userId);
+              return;
+            }
+            this.events.publish({ jobId: id, terminal: true, progress: { stage: 'DONE', done: 1, total: 1 }, ...(ended === undefined ? {} : { job: ended }) });
+            return;
+          }
+          await this.#finish(job, running, result, progress);
+        })().finally(() => this.#release(id));
+      },
+      abandon: () => {
+        running.reason ??= 'cancelled';
+        running.controller.abort(new Error('abandoned'));
+        running.done = result.then(
+          () => undefined,
+          () => undefined,
+        );
+        void running.done.finally(() => this.#release(key));
+      },
+    };
+  }
+
+  #reserve(userId: string, key: string): Running {
+    const running: Running = { userId, controller: new AbortController(), reason: null, done: Promise.resolve() };
+    this.#running.set(key, running);
+    return running;
+  }
+
+  #release(key: string): void {
+    this.#running.delete(key);
+    this.#gauges();
+    this.#pump();
+  }
+
+  /** Progress events of one job, throttled: stage changes always, steps at most every progressIntervalMs. */
+  #progress(jobId: () => string | undefined): Progress {
+    let lastSent = 0;
+    let lastStage: JobProgress['stage'] = 'QUEUED';
+    const publish = (progress: JobProgress, terminal = false, job?: DbJob) => {
+      const id = jobId();
+      if (id === undefined) return;
+      const now = Date.now();
+      if (!terminal && progress.stage === lastStage && now - lastSent < this.#progressMs && progress.done < progress.total) return;
+      lastSent = now;
+      lastStage = progress.stage;
+      this.events.publish({ jobId: id, terminal, progress, ...(job === undefined ? {} : { job }) });
+    };
+    const onProgress = (event: ProgressEvent) => publish({ stage: STAGES[event.stage], done: event.done, total: event.total });
+    return { publish, onProgress };
+  }
+
+  /** Waits for a claimed job's model run, renewing its lease, and writes its end; publishes the terminal event. */
+  async #finish(
+    job: ClaimedJob,
+    running: Running,
+    pending: Promise<TurnResult>,
+    progress: Progress,
+  ): Promise<void> {
     const log = this.logger.child({ jobId: job.id, userId: job.userId, task: job.task });
     const startedAt = Date.now();
     const lease = setInterval(() => {
@@ -223,23 +334,9 @@ export class JobRunner {
       });
     }, Math.max(1000, Math.floor(this.#leaseMs / 3)));
     lease.unref();
-    const hint = this.#hints.get(job.id);
-    this.#hints.delete(job.id);
     let ended: DbJob | undefined;
-    let lastSent = 0;
-    let lastStage: JobProgress['stage'] = 'QUEUED';
-    const publish = (progress: JobProgress, terminal = false) => {
-      const now = Date.now();
-      if (!terminal && progress.stage === lastStage && now - lastSent < this.#progressMs && progress.done < progress.total) return;
-      lastSent = now;
-      lastStage = progress.stage;
-      this.events.publish({ jobId: job.id, terminal, progress, ...(terminal && ended !== undefined ? { job: ended } : {}) });
-    };
-    publish({ stage: 'QUEUED', done: 0, total: 0 });
-    const onProgress = (event: ProgressEvent) => publish({ stage: STAGES[event.stage], done: event.done, total: event.total });
     try {
-      const turn = hint?.turn ?? (await getTurn(this.database, job.userId, job.turnId));
-      const result = await this.#execute(turn, job.userId, controller(running), onProgress, hint?.inputTokens);
+      const result = await pending;
       ended = await completeJob(this.database, job.id, this.workerId, result);
       const t = result.timings as unknown as Timings;
       this.metrics.jobsFinished.inc({ task: job.task, status: 'succeeded' });
@@ -255,7 +352,7 @@ export class JobRunner {
       ended = await this.#fail(job, running, error, log);
     } finally {
       clearInterval(lease);
-      publish({ stage: 'DONE', done: 1, total: 1 }, true);
+      progress.publish({ stage: 'DONE', done: 1, total: 1 }, true, ended);
     }
   }
 
@@ -292,18 +389,18 @@ export class JobRunner {
 
   /** Runs one turn on the model and makes the result the database stores. */
   async #execute(
-    turn: DbTurn,
+    turn: JobSpec,
     userId: string,
     signal: AbortSignal,
     onProgress: (event: ProgressEvent) => void,
     knownInputTokens?: ImageTokens,
-  ) {
+  ): Promise<TurnResult> {
     const info = this.model.info();
     const s = turn.settings;
     const seed = s.seed;
     const history = turn.parentId === null ? [] : await this.history(userId, turn.parentId);
     const input = turn.inputImages[0];
-    const inputTokens = input === undefined ? undefined : (knownInputTokens ?? (await this.#tokens(userId, input.id)));
+    const inputTokens = knownInputTokens ?? (input === undefined ? undefined : await this.#tokens(userId, input.id));
     const common = { history, signal, onProgress, ...(seed === undefined ? {} : { seed }) };
     const modelFields = { modelName: info.name, modelVersion: info.version };
     switch (turn.task) {

@@ -101,17 +101,43 @@ export class TurnService {
     const image =
       task === 'generate' ? undefined : await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale);
     const { conversationId, parentId } = await this.#place(userId, request);
-    const { turn, jobId } = await addTurn(this.database, userId, {
-      conversationId,
-      parentId,
-      task,
-      prompt: request.prompt,
-      settings,
-      inputImages: image === undefined ? [] : [image.input],
-    });
-    if (jobId === null) throw new Error('addTurn made no job');
+    const wait = request.wait ?? true;
+    // A request that waits starts on the model at once when the runner is idle enough, while its turn is written.
+    const early = wait
+      ? this.runner.startEarly(userId, {
+          task,
+          prompt: request.prompt,
+          settings: { v: 1, ...settings },
+          parentId,
+          inputImages: [],
+          ...(image === undefined ? {} : { inputTokens: image.tokens }),
+        })
+      : null;
+    let added;
+    try {
+      added = await addTurn(this.database, userId, {
+        conversationId,
+        parentId,
+        task,
+        prompt: request.prompt,
+        settings,
+        inputImages: image === undefined ? [] : [image.input],
+      });
+      if (added.jobId === null) throw new Error('addTurn made no job');
+    } catch (error) {
+      early?.abandon();
+      throw error;
+    }
+    const { turn } = added;
+    const jobId = added.jobId;
+    if (early !== null) {
+      const ended = this.events.terminal(jobId);
+      early.attach(jobId);
+      const event = await ended;
+      return { turnId: turn.id, jobId, ...(event.job === undefined ? {} : { job: event.job }) };
+    }
     const hint = { turn, ...(image === undefined ? {} : { inputTokens: image.tokens }) };
-    return this.#run(userId, turn.id, jobId, request.wait ?? true, hint);
+    return this.#run(userId, turn.id, jobId, wait, hint);
   }
 
   /** Runs a turn again with another seed: a sibling of the original, same task, prompt, images and settings. */
