@@ -520,6 +520,12 @@ function Composer({
         <button type="button" disabled={busy} onClick={() => void run('UNDERSTAND')} title={`Ask about the attached or picked image${experimental('UNDERSTAND')}`}>Ask</button>
         <button type="button" disabled={busy} onClick={() => void run('EDIT')} title={`Edit the picked image with the prompt as the instruction${experimental('EDIT')}`}>Edit</button>
       </div>
+      {session.model.experimental.length > 0 && (
+        <p class="hint">
+          {session.model.experimental.map((t) => TASK_NAMES[t]).join(', ')} {session.model.experimental.length === 1 ? 'is' : 'are'} experimental with{' '}
+          {session.model.name} {session.model.version}.
+        </p>
+      )}
       {problem !== null && <ErrorNote>{problem}</ErrorNote>}
     </form>
   );
