@@ -378,8 +378,16 @@ export class FakeDiscord extends EventEmitter {
 
   // ------------------------------------------------------------------------------------------------ gateway
 
+  /**
+   * Sends an event to every gateway session. A session whose socket dropped still gets the event in its backlog,
+   * replayed when it resumes, as Discord does; so nothing is lost across a reconnect.
+   */
   dispatch(t: string, d: unknown): void {
-    for (const session of this.#sockets) if (session.identified) session.dispatch(t, d);
+    for (const sessionId of this.#sessions.keys()) {
+      const attached = [...this.#sockets].find((s) => s.identified && s.sessionId === sessionId);
+      if (attached !== undefined) attached.dispatch(t, d);
+      else this.nextSeq(sessionId, t, d);
+    }
   }
 
   #accept(socket: WebSocket, request: IncomingMessage): void {
@@ -404,6 +412,10 @@ export class FakeDiscord extends EventEmitter {
       return;
     }
     this.gatewayStats.identifies += 1;
+    // Sessions nobody is attached to are superseded by this one (their events would never be resumed).
+    for (const id of this.#sessions.keys()) {
+      if (![...this.#sockets].some((s) => s.sessionId === id && s.socket.readyState === s.socket.OPEN)) this.#sessions.delete(id);
+    }
     const sessionId = this.snowflake();
     this.#sessions.set(sessionId, { seq: 0, backlog: [] });
     session.identified = true;
