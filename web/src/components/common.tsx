@@ -94,6 +94,9 @@ export function usePaged<T>(load: (after: string | null) => Promise<Connection<T
       setLoading(false);
     }
   };
+  useEffect(() => {
+    void loadMore();
+  }, []);
   return { items, more, loading, error, loadMore };
 }
 
