@@ -143,6 +143,22 @@ def check_chat_template(folder: str) -> str:
     return "chat_template is ChatML"
 
 
+FP16_KEYS = {"llm": ("llm", "llm"), "arDTok": ("arDTok", "arDTok"), "vq": ("vqDecoder", "vq"),
+             "taTok": (("taTokEncoder", "taTokDecoder"), "taTok")}
+
+
+def to_float16(bundle_dir: str, manifest: dict, parts) -> None:
+    """Rewrites the graphs of `parts` (manifest sections: llm, arDTok, vq, taTok) as float16 in place
+    (convert/fp16.py: matrix products and weights in float16, norms/softmax/RoPE in float32) and sets their
+    manifest dtype."""
+    from convert.fp16 import convert_file
+    for part in parts:
+        keys, section = FP16_KEYS[part]
+        for key in (keys if isinstance(keys, tuple) else (keys,)):
+            convert_file(os.path.join(bundle_dir, manifest["files"][key]))
+        manifest[section]["dtype"] = "float16"
+
+
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -189,6 +205,10 @@ def convert(a) -> dict:
         eb.export_vq_decoder(vq, os.path.join(a.out, files["vqDecoder"]))
         log("export llm")
         eb.export_llm(llm, os.path.join(a.out, files["llm"]))
+        fp16 = (["llm", "arDTok", "vq"] if a.dtype == "float16" else []) + (["taTok"] if a.ta_tok_dtype == "float16" else [])
+        if fp16:
+            log("float16:", ", ".join(fp16))
+            to_float16(a.out, manifest, fp16)
     shutil.copyfile(os.path.join(a.llm, "tokenizer.json"), os.path.join(a.out, files["tokenizer"]))
     with open(os.path.join(a.out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
@@ -222,6 +242,10 @@ def parser() -> argparse.ArgumentParser:
                     help="heads of TA-Tok's Siglip2 decoder (transformers' Siglip2VisionConfig default: 12)")
     ap.add_argument("--vq-no-l2-norm", action="store_true",
                     help="the VQ codebook is not l2-normalised (LlamaGen's default codebook_l2_norm is true)")
+    ap.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                    help="LLM, AR-DTok and VQ graphs (float16 for GPUs: half the memory and decode traffic)")
+    ap.add_argument("--ta-tok-dtype", choices=["float32", "float16"], default="float32",
+                    help="TA-Tok graphs (float32 keeps the encoder's argmax over 65,536 codes exact)")
     ap.add_argument("--cfg-scale", type=float, default=CFG_SCALE)
     ap.add_argument("--default-scale", type=int, default=None, help="default pool scale (default: TA-Tok args)")
     ap.add_argument("--max-new-tokens", type=int, default=256)

@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -45,6 +46,7 @@ from dialect_tar.tokenizer import BPETokenizer  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "tar-release-mini")
 BUNDLE = os.path.join(OUT, "bundle")
+BUNDLE16 = os.path.join(OUT, "bundle-fp16")
 GOLDEN = os.path.join(OUT, "golden")
 SRC = os.path.join(ROOT, "training", "cache", "release-mini-src")
 SEED = 4321
@@ -544,8 +546,32 @@ def make_golden(pipe: TarPipeline, tok, images: dict) -> dict:
     g["edit"] = {"image": "image_b.png", "imageScale": 2, "scale": 2, "prompt": instr, "inputImageIds": ids_b2,
                  "promptSegments": pipe.render(turns, "image", 2), "promptIds": e_prompt, "imageIds": img,
                  "minTop2Margin": mf.margins(steps, pipe.image_base, pipe.image_base + pipe.image_count),
-                 "cfgScale": CFG_SCALE, "codes": codes[0]}
+                 "cfgScale": CFG_SCALE, "codes": codes[0],
+                 "codesMinTop2Margin": cfg_codes_margin(pipe, pipe.image_features(img), CFG_SCALE)}
+    g["generate"]["codesMinTop2Margin"] = cfg_codes_margin(pipe, pipe.image_features(g["generate"]["imageIds"]),
+                                                           CFG_SCALE)
     return g
+
+
+@torch.no_grad()
+def cfg_codes_margin(pipe, feats, cfg_scale) -> float:
+    """Smallest top-1/top-2 gap of the CFG-mixed AR-DTok logits along the greedy path (how robust the codes are)."""
+    ar = pipe.ardtok
+    b, nc, c = feats.shape
+    cond = torch.cat([feats, torch.zeros_like(feats)])
+    logits, past = ar(torch.zeros(2, 0, dtype=torch.long), cond, torch.ones(2, nc, dtype=torch.long),
+                      torch.arange(nc).unsqueeze(0).expand(2, nc), ar.empty_past(2))
+    worst = float("inf")
+    for i in range(ar.cfg.codes):
+        mixed = logits[1] + cfg_scale * (logits[0] - logits[1])
+        top = mixed.topk(2).values
+        worst = min(worst, float(top[0] - top[1]))
+        nxt = mixed.argmax()
+        if i == ar.cfg.codes - 1:
+            break
+        logits, past = ar(nxt.view(1, 1).expand(2, 1), torch.zeros(2, 0, c), torch.ones(2, nc + i + 1, dtype=torch.long),
+                          torch.full((2, 1), nc + i, dtype=torch.long), past)
+    return worst
 
 
 def m_tokens(pipe, scale):
@@ -581,6 +607,18 @@ def main():
     print("generate", g["generate"]["imageIds"], "margin", g["generate"]["minTop2Margin"])
     print("codes", g["generate"]["codes"])
     print("edit", g["edit"]["imageIds"], "margin", g["edit"]["minTop2Margin"])
+    print("codes margins", g["generate"]["codesMinTop2Margin"], g["edit"]["codesMinTop2Margin"])
+    # The same bundle with float16 LLM, AR-DTok and VQ graphs (convert_tar.py --dtype float16), checked by
+    # tests/model/release-mini.test.ts against the float32 golden with float16 tolerances.
+    if os.path.exists(BUNDLE16):
+        shutil.rmtree(BUNDLE16)
+    shutil.copytree(BUNDLE, BUNDLE16)
+    m16 = json.loads(json.dumps(m))
+    convert_tar.to_float16(BUNDLE16, m16, ["llm", "arDTok", "vq"])
+    m16["name"] += "-fp16"
+    with open(os.path.join(BUNDLE16, "manifest.json"), "w") as fh:
+        json.dump(m16, fh, indent=2)
+        fh.write("\n")
     if a.check:
         fuzz = os.path.join(ROOT, "training", "cache", "release_tokenizer_fuzz.json")
         with open(fuzz, "w") as fh:

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { type Bundle, loadBundle } from '../../src/model/bundle.ts';
-import { allocFloat, int64Tensor, rawFloatTensor, readFloat32, type Tensor } from '../../src/model/onnx-backend.ts';
+import { allocFloat, floatTensor, int64Tensor, rawFloatTensor, readFloat32, type Tensor } from '../../src/model/onnx-backend.ts';
 import { argmax } from '../../src/model/sampling.ts';
 import { TarModel, type Turn } from '../../src/model/index.ts';
 import { readJson } from './helpers.ts';
@@ -188,5 +188,123 @@ describe('released layout: generation and editing', () => {
     assert.deepEqual(result.inputImageTokens, { tokens: e.inputImageIds, scale: e.imageScale });
     assert.deepEqual(result.image.tokens, e.imageIds);
     assert.deepEqual(result.image.vqCodes, e.codes);
+  });
+});
+
+describe('released layout, float16 graphs (convert_tar.py --dtype float16)', () => {
+  // The same converted bundle with the LLM, AR-DTok and VQ graphs rewritten as float16 (training/convert/fp16.py),
+  // against the float32 PyTorch golden: logits within float16 error, greedy LLM ids exactly (their top-2 margins,
+  // stored in golden.json, are far above that error). AR-DTok codes are only checked for shape and range: with CFG 4
+  // their margins are below float16 error (golden codesMinTop2Margin), so codes may legitimately differ.
+  const dir = join(ROOT, 'bundle-fp16');
+  let m16: any;
+  let fp16: TarModel;
+  let graphs: Bundle;
+  const greedy = { temperature: 0, topK: 0, topP: 1 };
+
+  before(async () => {
+    m16 = await readJson(join(dir, 'manifest.json'));
+    fp16 = await TarModel.load({ bundleDir: dir, intraOpThreads: 1 });
+    graphs = await loadBundle(dir, { intraOpThreads: 1 });
+  });
+  after(async () => {
+    await fp16?.dispose();
+    await graphs?.dispose();
+  });
+
+  it('declares float16 for the LLM, AR-DTok and VQ decoder and keeps TA-Tok float32', () => {
+    assert.deepEqual([m16.llm.dtype, m16.arDTok.dtype, m16.vq.dtype, m16.taTok.dtype], ['float16', 'float16', 'float16', 'float32']);
+  });
+
+  it('prefill logits within 0.1 of the float32 reference, same argmax', async () => {
+    const { llm } = m16;
+    for (const { name, promptIds, logits, argmax: best } of golden.llmPrefill) {
+      const feeds: Record<string, Tensor> = {
+        input_ids: int64Tensor(promptIds, [1, promptIds.length]),
+        attention_mask: int64Tensor(promptIds.map(() => 1), [1, promptIds.length]),
+        position_ids: int64Tensor(promptIds.map((_: number, i: number) => i), [1, promptIds.length]),
+      };
+      for (let i = 0; i < llm.layers; i++) {
+        for (const kind of ['key', 'value']) {
+          feeds[`past_key_values.${i}.${kind}`] = rawFloatTensor('float16', allocFloat('float16', 0), [1, llm.kvHeads, 0, llm.headDim]);
+        }
+      }
+      const { outputs } = await graphs.graphs.llm.run(feeds);
+      assert.equal(outputs.logits?.type, 'float16');
+      const actual = readFloat32(outputs.logits as Tensor);
+      assertClose(actual, logits, 0.1, `${name} (float16)`);
+      assert.equal(argmax(actual), best);
+    }
+  });
+
+  it('AR-DTok prefill logits and VQ pixels within float16 error', async () => {
+    const g = golden.generate;
+    const n = g.imageIds.length;
+    const { outputs } = await graphs.graphs.taTokDecoder.run({ ids: int64Tensor(g.imageIds, [1, n]) });
+    const cond = readFloat32(outputs.features as Tensor);
+    const feeds: Record<string, Tensor> = {
+      input_ids: int64Tensor([], [2, 0]),
+      cond: floatTensor('float16', Float32Array.from([...cond, ...new Float32Array(cond.length)]), [2, n, m16.arDTok.condDim]),
+      attention_mask: int64Tensor(new Array(2 * n).fill(1), [2, n]),
+      position_ids: int64Tensor([...g.imageIds.keys(), ...g.imageIds.keys()], [2, n]),
+    };
+    for (let i = 0; i < m16.arDTok.layers; i++) {
+      for (const kind of ['key', 'value']) {
+        feeds[`past_key_values.${i}.${kind}`] = rawFloatTensor('float16', allocFloat('float16', 0), [2, m16.arDTok.kvHeads, 0, m16.arDTok.headDim]);
+      }
+    }
+    const logits = readFloat32((await graphs.graphs.arDTok.run(feeds)).outputs.logits as Tensor);
+    const v = m16.arDTok.codebookSize;
+    assertClose(logits.subarray(0, v), g.arDTokPrefillLogits.cond, 0.05, 'cond (float16)');
+    assertClose(logits.subarray(v), g.arDTokPrefillLogits.uncond, 0.05, 'uncond (float16)');
+    const vq = await graphs.graphs.vqDecoder.run({ codes: int64Tensor(g.codes, [1, g.codes.length]) });
+    assert.equal(vq.outputs.pixels?.type, 'float16');
+    const pixels = readFloat32(vq.outputs.pixels as Tensor);
+    const png = await sharp(join(GOLDEN, g.outputPng)).removeAlpha().raw().toBuffer();
+    const size = m16.vq.outputSize;
+    const expected = Array.from({ length: 3 * size * size }, (_, i) => {
+      const c = Math.floor(i / (size * size));
+      return (png[(i % (size * size)) * 3 + c] as number) / 255;
+    });
+    assertClose(pixels.map((x) => Math.min(1, Math.max(0, x))), expected, 4 / 255, 'VQ pixels (float16)');
+  });
+
+  it('understand and multi-turn answers: greedy ids exactly', async () => {
+    const u = golden.understand;
+    const result = await fp16.understand({
+      image: { bytes: images.get(u.image) as Buffer },
+      prompt: u.question,
+      scale: u.scale,
+      sampling: { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, maxNewTokens: u.maxNewTokens },
+    });
+    assert.deepEqual(result.answerIds, u.answerIds);
+    const h = golden.history;
+    const turns: Turn[] = h.turns.map((t: any) => ({
+      role: t.role,
+      text: t.text,
+      ...(t.image === undefined ? {} : { image: { tokens: t.imageIds, scale: t.scale } }),
+    }));
+    const last = turns.pop() as Turn;
+    const follow = await fp16.understand({
+      prompt: last.text as string,
+      history: turns,
+      sampling: { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, maxNewTokens: h.maxNewTokens },
+    });
+    assert.deepEqual(follow.answerIds, h.answerIds);
+  });
+
+  it('generate and edit: greedy image ids exactly, a full grid of VQ codes and an image of the right size', async () => {
+    for (const [task, g] of [['generate', golden.generate], ['edit', golden.edit]] as const) {
+      const request = { prompt: g.prompt, scale: g.scale, sampling: greedy, detokSampling: { ...greedy, cfgScale: g.cfgScale } };
+      const result =
+        task === 'generate'
+          ? await fp16.generate(request)
+          : await fp16.edit({ ...request, image: { bytes: images.get(g.image) as Buffer }, imageScale: g.imageScale });
+      assert.deepEqual(result.image.tokens, g.imageIds, task);
+      assert.equal(result.image.vqCodes.length, m16.arDTok.codes);
+      assert.ok(result.image.vqCodes.every((c: number) => Number.isInteger(c) && c >= 0 && c < m16.vq.codebookSize));
+      const { info } = await sharp(result.image.png).raw().toBuffer({ resolveWithObject: true });
+      assert.deepEqual([info.width, info.height], [m16.vq.outputSize, m16.vq.outputSize]);
+    }
   });
 });
