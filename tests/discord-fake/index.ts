@@ -352,7 +352,7 @@ export class FakeDiscord extends EventEmitter {
     return file.bytes;
   }
 
-  /** Resolves with the predicate's first non-undefined, non-false value, re-checked on every change. */
+  /** Resolves with the predicate's first non-undefined, non-false value, re-checked on every change (and every 50 ms). */
   waitFor<T>(check: () => T | undefined | false, timeoutMs = 15_000, what = 'condition'): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const test = (): boolean => {
@@ -367,8 +367,11 @@ export class FakeDiscord extends EventEmitter {
         cleanup();
         reject(new Error(`fake Discord: timed out after ${timeoutMs} ms waiting for ${what}`));
       }, timeoutMs);
+      // Also polled, for conditions on things outside the fake (a test's own sockets, logs).
+      const poll = setInterval(onChange, 50);
       const cleanup = () => {
         clearTimeout(timer);
+        clearInterval(poll);
         this.off('change', onChange);
       };
       this.on('change', onChange);
