@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -20,7 +21,14 @@ import { TINY_BUNDLE } from '../model/helpers.ts';
 import { buildWeb, WEB_DIST } from '../../scripts/build-web.mjs';
 
 export const CHROMIUM = process.env.DIALECT_CHROMIUM ?? '/usr/bin/chromium';
-export const SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+/**
+ * Where screenshots go: docs/screenshots (committed, shown by the README) when DIALECT_WEB_SCREENSHOTS=1
+ * (`npm run screenshots:web`), else a temporary folder, so that a plain test run leaves the tree clean.
+ */
+export const SCREENSHOTS =
+  process.env.DIALECT_WEB_SCREENSHOTS === '1'
+    ? fileURLToPath(new URL('../../docs/screenshots/', import.meta.url))
+    : join(tmpdir(), 'dialect-web-screenshots');
 const SHIPPED = fileURLToPath(new URL('../../models/tar-shapes/', import.meta.url));
 
 /** The shipped model when it is there (DIALECT_WEB_TEST_MODEL=tiny forces the tiny bundle). */
