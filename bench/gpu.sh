@@ -63,6 +63,7 @@ if [ "$MODE" = prepare ]; then
 fi
 
 exec > >(tee "$O/gpu.log") 2>&1
+START=$(date +%s)   # the device gives one command 600 s: Python gets ≤ 330 s, Node what is left up to 560 s
 step() { echo; echo "=== $* ($(date -u +%T))"; }
 PY="$(find_python)"
 [ -n "$PY" ] || { echo "no Python with torch found (set GPUBENCH_PYTHON)"; exit 2; }
@@ -103,14 +104,16 @@ fi
 
 step "build bundles + PyTorch eager ($SIZE)"
 rm -rf "$T/bundles"
-timeout 420 "$PY" "$ROOT/bench/gpu_build.py" --out "$T/bundles" --size "$SIZE" \
+timeout $(( 330 - ($(date +%s) - START) )) "$PY" "$ROOT/bench/gpu_build.py" --out "$T/bundles" --size "$SIZE" \
+  --fp16-deadline-s $(( 240 - ($(date +%s) - START) )) \
   $([ "$MODE" = rehearse ] && echo "--device cpu --threads 1") 2>&1 | grep -v -E 'TracerWarning|^  |UserWarning|_C\._jit'
 cp "$T/bundles/torch.json" "$O/" 2>/dev/null || echo "no torch.json"
 du -sh "$T/bundles"/* 2>/dev/null
 nvidia-smi --query-gpu=memory.used --format=csv 2>/dev/null | tail -1
 
 step "TS runtime on $PROVIDER"
-CUDA_MODULE_LOADING=LAZY LD_LIBRARY_PATH="${CUDA_LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout 300 \
+LEFT=$(( 560 - ($(date +%s) - START) )); [ "$LEFT" -lt 60 ] && LEFT=60; echo "node time limit ${LEFT}s"
+CUDA_MODULE_LOADING=LAZY LD_LIBRARY_PATH="${CUDA_LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" timeout $LEFT \
   "$NODE" "$APP/gpu-bench.mjs" --bundles "$T/bundles" --provider "$PROVIDER" --out "$O/ts.json" $QUICK &
 NPID=$!
 PEAK=0
@@ -136,16 +139,17 @@ const floorMs = wb && bw ? (wb / 1e9) / bw * 1000 : NaN;
 L.push(`bandwidth floor, batch 1 fp32: ${f(floorMs, 2)} ms/token = ${f(1000 / floorMs, 0)} tokens/s`);
 L.push('', '| LLM decode | batch | tokens/s | ms/step | vs floor |', '|---|---|---|---|---|');
 for (const r of ts.bundles.b256?.llmDecode ?? []) L.push(`| Dialect ORT fp32 | ${r.batch} | ${f(r.tokensPerS)} | ${f(r.msPerStep, 2)} | ${f(r.msPerStep / floorMs, 2)}× |`);
+for (const r of ts.bundles.b256f16?.llmDecode ?? []) L.push(`| Dialect ORT fp16 | ${r.batch} | ${f(r.tokensPerS)} | ${f(r.msPerStep, 2)} | ${f(r.msPerStep / (floorMs / 2), 2)}× (fp16 floor) |`);
 for (const k of ['llm_fp32', 'llm_bf16']) for (const r of py[k] ?? []) L.push(`| PyTorch eager ${k.slice(4)} | ${r.batch} | ${f(r.tokensPerS)} | ${f(r.msPerStep, 2)} | ${f(r.msPerStep / floorMs, 2)}× |`);
 L.push('', `| AR-DTok (CFG 4, ${py.ar_256?.condTokens ?? '?'} condition tokens) | codes/s Dialect | codes/s PyTorch fp32 |`, '|---|---|---|');
-for (const [b, px] of [['b256', 256], ['b512', 512]]) {
+for (const [b, px] of [['b256', 256], ['b512', 512], ['b256f16', '256 (fp16)']]) {
   const a = ts.bundles[b]?.arDTok ?? []; const best = a.length ? Math.max(...a.map((x) => x.codesPerS)) : NaN;
   L.push(`| ${px} px (${a[0]?.codes ?? '?'} codes) | ${f(best, 0)} | ${f(py[`ar_${px}`]?.codesPerS, 0)} |`);
 }
 L.push('', '| generate end to end (default sampling) | image tokens | total ms | LLM ms | detok ms | VQ ms |', '|---|---|---|---|---|---|');
-for (const [b, px] of [['b256', 256], ['b512', 512]]) for (const g of ts.bundles[b]?.generate ?? [])
+for (const [b, px] of [['b256', 256], ['b512', 512], ['b256f16', '256 (fp16)']]) for (const g of ts.bundles[b]?.generate ?? [])
   L.push(`| ${px} px, scale ${g.scale} | ${g.imageTokens} | ${f(g.timings.total, 0)} | ${f(g.timings.prefill + g.timings.decode, 0)} | ${f(g.timings.detokenize, 0)} | ${f(g.timings.vqDecode, 0)} |`);
-L.push('', `load (session creation) b256 ${f(ts.bundles.b256?.loadMs / 1000)} s, b512 ${f(ts.bundles.b512?.loadMs / 1000)} s; peak GPU memory ${mem.peakGpuMemoryMiB ?? '?'} MiB`);
+L.push('', `load (session creation) b256 ${f(ts.bundles.b256?.loadMs / 1000)} s, b512 ${f(ts.bundles.b512?.loadMs / 1000)} s, b256f16 ${f(ts.bundles.b256f16?.loadMs / 1000)} s; peak GPU memory ${mem.peakGpuMemoryMiB ?? '?'} MiB`);
 for (const [b, r] of Object.entries(ts.bundles)) if (r.error) L.push(`ERROR in ${b}: ${r.error.split('\n')[0]}`);
 fs.writeFileSync(`${o}/summary.md`, L.join('\n') + '\n'); console.log(L.join('\n'));
 JSEOF

@@ -5,11 +5,11 @@
  *   node gpu-bench.mjs --bundles DIR [--provider cuda|webgpu|cpu] [--out ts.json] [--quick]
  *   (or: npx tsx bench/gpu.ts … in a checkout)
  *
- * Measures, per bundle (DIR/b256, DIR/b512): load time; LLM decode tokens/s at batch 1 and 16 (greedy, text
+ * Measures, per bundle (DIR/b256, DIR/b512, and DIR/b256f16 = float16 LLM, AR-DTok and VQ when built): load time; LLM decode tokens/s at batch 1 and 16 (greedy, text
  * answers of a fixed length, 16 concurrent requests batched by the runtime); AR-DTok codes/s with CFG (renderImage
  * of 729 stored tokens, greedy); end-to-end generate latency with the bundle's default sampling at each scale.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -78,8 +78,12 @@ async function generateLatency(model: TarModel, scales: number[]) {
   return out;
 }
 
-for (const [name, scales, llm] of [['b256', [1, 2, 3], true], ['b512', [1], false]] as const) {
+for (const [name, scales, llm] of [['b256', [1, 2, 3], true], ['b512', [1], false], ['b256f16', [1, 3], true]] as const) {
   const dir = resolve(join(values.bundles, name));
+  if (!existsSync(join(dir, 'manifest.json'))) {
+    log(`${name}: not built, skipped`);
+    continue;
+  }
   const t0 = performance.now();
   const model = await TarModel.load({ bundleDir: dir, provider, maxBatch: 16 });
   const loadMs = performance.now() - t0;

@@ -35,8 +35,10 @@ except ImportError:
     sys.modules["regex"] = types.SimpleNamespace(compile=lambda *a, **k: None, escape=lambda s: s)
 try:
     import onnx  # noqa: F401
+    HAVE_ONNX = True
 except ImportError:  # export_bundle imports onnx for re-saving large graphs; this script exports without it
     sys.modules["onnx"] = types.ModuleType("onnx")
+    HAVE_ONNX = False
 import export_bundle as eb  # noqa: E402
 from dialect_tar.ar_dtok import ARDTok  # noqa: E402
 from dialect_tar.config import ARDTokConfig, LLMConfig, TaTokConfig  # noqa: E402
@@ -280,8 +282,12 @@ def main():
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-torch-bench", action="store_true")
+    ap.add_argument("--no-fp16", action="store_true", help="skip the float16 variant of the 256 px bundle")
+    ap.add_argument("--fp16-deadline-s", type=float, default=1e9,
+                    help="skip the float16 variant when this many seconds have passed before it starts")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     a = ap.parse_args()
+    started = time.time()
     torch.set_num_threads(a.threads)
     S = dict(SIZES[a.size])
     out = os.path.abspath(a.out)
@@ -347,6 +353,33 @@ def main():
     with open(os.path.join(out, "torch.json"), "w") as fh:
         json.dump(result, fh, indent=2)
     log("wrote", os.path.join(out, "torch.json"))
+    if a.no_fp16 or time.time() - started > a.fp16_deadline_s:
+        log("float16 bundle skipped" + ("" if a.no_fp16 else " (out of time)"))
+        return
+    if not HAVE_ONNX:
+        log("no `onnx` package: skipping the float16 bundle (convert/fp16.py rewrites ONNX files)")
+        return
+    # b256f16: the 256 px bundle with float16 LLM, AR-DTok and VQ graphs (what convert_tar.py --dtype float16 does)
+    from convert.fp16 import convert_file
+    b16, b = os.path.join(out, "b256f16"), os.path.join(out, "b256")
+    with open(os.path.join(b, "manifest.json")) as fh:
+        m = json.load(fh)
+    for key, section in (("llm", "llm"), ("arDTok", "arDTok"), ("vqDecoder", "vq")):
+        t = time.time()
+        src = os.path.join(b, m["files"][key])
+        dst = os.path.join(b16, os.path.basename(os.path.dirname(src)), os.path.basename(src))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        convert_file(src, dst)
+        m[section]["dtype"] = "float16"
+        log(f"float16 {key} ({time.time() - t:.0f}s)")
+    for name in ("ta_tok_encoder", "ta_tok_decoder", "tokenizer.json"):
+        link = os.path.join(b16, name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join("..", "shared", name), link)
+    m["name"] += "-fp16"
+    with open(os.path.join(b16, "manifest.json"), "w") as fh:
+        json.dump(m, fh, indent=2)
+    log("bundle b256f16 written")
 
 
 if __name__ == "__main__":
