@@ -2,6 +2,8 @@
  * `npm run bot:register [-- --guild ID]`: registers the bot's commands with Discord, globally (may take up to an hour
  * to show everywhere) or in one guild (at once; best while developing). A separate step, never done at every start.
  */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { REST, Routes } from 'discord.js';
 import { commandDefinitions } from './commands/index.ts';
 
@@ -50,7 +52,7 @@ async function main(): Promise<void> {
   process.stdout.write(`registered ${names.length} commands ${guildId === undefined ? 'globally' : `in guild ${guildId}`}: ${names.join(', ')}\n`);
 }
 
-if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   main().catch((error: unknown) => {
     process.stderr.write(`dialect bot:register: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(1);
