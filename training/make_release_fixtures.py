@@ -507,6 +507,36 @@ def check_against_release(src: dict, models: dict, pipe: TarPipeline, images: di
     close(vq_decode(src["vq"], codes, int(math.sqrt(len(got_codes)))), pipe.vq_pixels(codes.tolist()), "VQ pixels")
 
 
+def converter_self_tests(src: dict, pipe: TarPipeline, images: dict) -> None:
+    """Layout variants and refusals: a Siglip2 (NaFlex-style) Linear patch embedding converts to the same encoder;
+    a checkpoint with a missing or an unknown tensor is refused with a message naming it."""
+    import copy
+    from convert.released import ConversionError, load_ta_tok
+    print("converter self-tests:")
+    ta = copy.deepcopy(src["ta"])
+    k = "encoder.embeddings.patch_embedding.weight"
+    w = ta["sd"][k]                                                    # [W, 3, P, P]
+    ta["sd"][k] = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)       # Linear over patches flattened (p, p, C)
+    path = os.path.join(SRC, "ta_tok_linear_patch.pth")
+    torch.save({"model": ta}, path)
+    enc, _, _, _ = load_ta_tok(path, src["sig_dir"])
+    arr = images["image_a.png"]
+    assert torch.equal(enc(pipe.normalise(arr), torch.tensor([1])), pipe.encode_image(pipe.normalise(arr), 1))
+    print("  ok Linear patch embedding (Siglip2 layout) → same TA-Tok ids")
+    for what, edit in (("missing", lambda sd: sd.pop("bottleneck.in_linear.bias")),
+                       ("unknown", lambda sd: sd.__setitem__("bottleneck.extra.weight", torch.zeros(1)))):
+        bad = copy.deepcopy(src["ta"])
+        edit(bad["sd"])
+        torch.save({"model": bad}, path)
+        try:
+            load_ta_tok(path, src["sig_dir"])
+        except (ConversionError, KeyError) as e:
+            print(f"  ok {what} tensor refused: {str(e)[:100]}")
+        else:
+            raise AssertionError(f"a checkpoint with a {what} tensor was accepted")
+    os.remove(path)
+
+
 class NFCTokenizer(BPETokenizer):
     """The fixture's tokenizer.json has Qwen2's NFC normaliser; the reference applies it the same way."""
 
@@ -599,6 +629,7 @@ def main():
     pipe = TarPipeline(m, tok, out["llm"], out["encoder"], out["decoder"], out["ardtok"], out["vq"])
     images = {"image_a.png": draw(11), "image_b.png": draw(22)}
     check_against_release(src, out, pipe, images)
+    converter_self_tests(src, pipe, images)
     g = make_golden(pipe, tok, images)
     with open(os.path.join(GOLDEN, "golden.json"), "w") as fh:
         json.dump(g, fh, ensure_ascii=False)

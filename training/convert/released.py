@@ -223,26 +223,26 @@ def load_ta_tok(path: str, teacher_config: Optional[str] = None,
     if teacher.get("hidden_act", "gelu_pytorch_tanh") not in ("gelu_pytorch_tanh", "gelu_tanh"):
         raise ConversionError(f"ta_tok: teacher hidden_act {teacher.get('hidden_act')!r} is not gelu tanh")
     select = int(args.get("select_layer_id", -2))
-    mlp = sd[E + "encoder.layers.0.mlp.fc1.weight"].shape[0]
+    mlp = _need(sd, E + "encoder.layers.0.mlp.fc1.weight", "ta_tok").shape[0]
     K, bdim = _need(sd, "bottleneck.regularizer.embedding.weight", "ta_tok").shape
     D = "decoder.vision_model."
     dpw = _need(sd, D + "embeddings.patch_embedding.weight", "ta_tok decoder")
     if dpw.dim() != 2:
         raise ConversionError(f"ta_tok decoder: patch_embedding has shape {tuple(dpw.shape)}, expected Linear")
     dec_width = dpw.shape[0]
-    out_dim = sd["bottleneck.out_linear.weight"].shape[0]
+    out_dim = _need(sd, "bottleneck.out_linear.weight", "ta_tok").shape[0]
     if dpw.shape[1] != out_dim:
         raise ConversionError(f"ta_tok: decoder input {dpw.shape[1]} != bottleneck output {out_dim}")
     if out_dim != width:
         raise ConversionError(f"ta_tok: bottleneck output {out_dim} != encoder width {width}")
-    dpos = sd[D + "embeddings.position_embedding.weight"]
+    dpos = _need(sd, D + "embeddings.position_embedding.weight", "ta_tok")
     dgrid = int(round(math.sqrt(dpos.shape[0])))
     cfg = TaTokConfig(codebook_size=K, code_dim=bdim, input_size=input_size, encoder_size=input_size, patch=patch,
                       width=width, layers=layers, heads=int(teacher["num_attention_heads"]), mlp=mlp,
                       select_layer=select, scales=[1, 2, 3], ln_eps=float(teacher.get("layer_norm_eps", 1e-6)),
                       dec_width=dec_width, dec_layers=_layer_count(sd, D + "encoder.layers."), dec_heads=decoder_heads,
-                      dec_mlp=sd[D + "encoder.layers.0.mlp.fc1.weight"].shape[0], dec_pos_grid=dgrid,
-                      feat_dim=sd["decode_task_layer.2.weight"].shape[0])
+                      dec_mlp=_need(sd, D + "encoder.layers.0.mlp.fc1.weight", "ta_tok").shape[0], dec_pos_grid=dgrid,
+                      feat_dim=_need(sd, "decode_task_layer.2.weight", "ta_tok").shape[0])
     if width % cfg.heads or dec_width % cfg.dec_heads:
         raise ConversionError(f"ta_tok: widths {width}/{dec_width} not divisible by heads {cfg.heads}/{cfg.dec_heads}")
     if cfg.ln_eps != SIGLIP2_DEFAULT_EPS:
@@ -256,7 +256,7 @@ def load_ta_tok(path: str, teacher_config: Optional[str] = None,
 
     def take(key):
         used.add(key)
-        return sd[key]
+        return _need(sd, key, "ta_tok")
 
     def vit_block(src: str, dst: str, out: dict):
         for a, b in (("layer_norm1", "layer_norm1"), ("self_attn.q_proj", "q_proj"), ("self_attn.k_proj", "k_proj"),
@@ -347,9 +347,9 @@ def load_ar_dtok(path: str) -> Tuple[ARDTok, dict, List[str]]:
     if abs_pe.shape[1] != codes + cls - 1:
         raise ConversionError(f"ar_dtok: abs_pe has {abs_pe.shape[1]} rows, expected max_seq_len + "
                               f"cls_token_num - 1 = {codes + cls - 1}")
-    cfg = ARDTokConfig(codebook_size=emb.shape[0], cond_dim=sd["clip_proj.weight"].shape[1], hidden=dim,
+    cfg = ARDTokConfig(codebook_size=emb.shape[0], cond_dim=_need(sd, "clip_proj.weight", "ar_dtok").shape[1], hidden=dim,
                        layers=layers, heads=n_head, kv_heads=kv, head_dim=hd,
-                       intermediate=sd["layers.0.feed_forward.w1.weight"].shape[0], codes=codes,
+                       intermediate=_need(sd, "layers.0.feed_forward.w1.weight", "ar_dtok").shape[0], codes=codes,
                        max_positions=abs_pe.shape[1] + 1, rms_eps=float(args.get("norm_eps", 1e-5)))
     ar = ARDTok(cfg)
     used = set()
