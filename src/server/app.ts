@@ -105,8 +105,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const auth = new Authenticator(database, isLoopback(config.host));
   const schema = buildSchema();
   const rules = operationRules(schema, config.limits, config.introspection);
+  const requests = new RateLimiter(config.limits.requestsPerMinute, config.limits.requestBurst);
+  /** Every operation, HTTP or WebSocket: who acts, and whether they may send one more now. */
+  const admit = (principal: Principal): void => {
+    const waitMs = requests.take(principal.rateKey);
+    if (waitMs > 0) throw new ApiError('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
+  };
   const contextFor = async (credentials: Parameters<DialectServer['contextFor']>[0]): Promise<Context> => {
     const principal = await auth.authenticate(credentials);
+    admit(principal);
     return { principal, services, loaders: new Loaders(database, principal.user.id) };
   };
   const report = (errorId: string, error: unknown) => logger.error({ err: error, errorId }, 'unexpected error');
@@ -153,6 +160,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         }
         const principal = ctx.extra.principal;
         if (principal === undefined) return [new ApiError('UNAUTHENTICATED', 'not authenticated')];
+        try {
+          admit(principal);
+        } catch (error) {
+          return [error as ApiError];
+        }
         const args: ExecutionArgs = {
           schema,
           document,

@@ -26,6 +26,10 @@ export interface Limits {
   ratePerMinute: number;
   /** Burst of the token bucket. Defaults to 10. */
   rateBurst: number;
+  /** GraphQL operations (any kind, HTTP and WebSocket) a user may send per minute. Defaults to 600. */
+  requestsPerMinute: number;
+  /** Burst of that rate. Defaults to 120. */
+  requestBurst: number;
   /** Queued plus running jobs a user may have at once. Defaults to 4. */
   maxActiveJobsPerUser: number;
   /** Jobs waiting to run, over all users, before QUEUE_FULL. Defaults to 64. */
@@ -88,6 +92,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxAliases: 20,
   ratePerMinute: 30,
   rateBurst: 10,
+  requestsPerMinute: 600,
+  requestBurst: 120,
   maxActiveJobsPerUser: 4,
   maxQueue: 64,
   maxPageSize: 100,
@@ -164,6 +170,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     maxAliases: int('DIALECT_MAX_ALIASES', d.maxAliases, 0, 1000),
     ratePerMinute: int('DIALECT_RATE_PER_MINUTE', d.ratePerMinute, 1, 1_000_000),
     rateBurst: int('DIALECT_RATE_BURST', d.rateBurst, 1, 1_000_000),
+    requestsPerMinute: int('DIALECT_REQUESTS_PER_MINUTE', d.requestsPerMinute, 1, 10_000_000),
+    requestBurst: int('DIALECT_REQUEST_BURST', d.requestBurst, 1, 10_000_000),
     maxActiveJobsPerUser: int('DIALECT_MAX_JOBS_PER_USER', d.maxActiveJobsPerUser, 1, 10_000),
     maxQueue: int('DIALECT_MAX_QUEUE', d.maxQueue, 1, 100_000),
     maxPageSize: int('DIALECT_MAX_PAGE_SIZE', d.maxPageSize, 1, 1000),

@@ -197,6 +197,25 @@ forEachDriver((context) => {
     assert.equal(unknownField.body.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
   });
 
+  test('a user sending more operations than the request rate gets RATE_LIMITED (429), others do not', async () => {
+    const strict = await startTestServer(context.database, { DIALECT_REQUESTS_PER_MINUTE: '1', DIALECT_REQUEST_BURST: '5' });
+    try {
+      const flood = { 'x-dialect-discord-user': '8880001' };
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i += 1) statuses.push((await gql(strict.url, '{ __typename }', {}, flood)).status);
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
+      const limited = await gql(strict.url, '{ me { id } }', {}, flood);
+      assert.equal(limited.body.errors?.[0]?.extensions?.code, 'RATE_LIMITED');
+      const ws = wsClient(strict, { discordUser: '8880001' });
+      const viaWs = await collect(ws, '{ __typename }', {});
+      assert.match(JSON.stringify(viaWs), /RATE_LIMITED|too many requests/);
+      await ws.dispose();
+      assert.equal((await gql(strict.url, '{ me { id } }', {}, { 'x-dialect-discord-user': '8880002' })).status, 200);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   test('bound beyond loopback, a key is required even when none exists', async () => {
     const open = await startTestServer(context.database, { HOST: '0.0.0.0' });
     try {
@@ -256,6 +275,11 @@ forEachDriver((context) => {
     const keyed = wsClient(server, { authorization: `Bearer ${botKey}`, discordUser: '5550001' });
     const viaWs = await collect(keyed, '{ me { discordId } }', {});
     assert.equal(viaWs.results[0].data.me.discordId, '5550001');
+    // Nor can a Discord user follow another user's job.
+    const ownerJob = await gql(server.url, GENERATE, { input: { prompt: 'owner job' } }, { authorization: `Bearer ${plainKey}` });
+    const spy = await collect(keyed, 'subscription($id: ID!) { jobProgress(id: $id) { id status } }', { id: ownerJob.body.data.generate.job.id });
+    assert.match(JSON.stringify(spy), /no such job/);
+    assert.ok(!JSON.stringify(spy).includes('SUCCEEDED'));
     await keyed.dispose();
 
     const owner = await getOrCreateOwner(context.database);
