@@ -9,7 +9,10 @@ import { createBotLogger } from '../../src/bot/logger.ts';
 import { registerCommands } from '../../src/bot/register.ts';
 import { getOrCreateOwner } from '../../src/db/server-queries.ts';
 import { createApiKey } from '../../src/db/users.ts';
-import type { DialectServer } from '../../src/server/app.ts';
+import { TarModel } from '../../src/model/index.ts';
+import { type DialectServer, startServer } from '../../src/server/app.ts';
+import { loadConfig } from '../../src/server/config.ts';
+import { createLogger } from '../../src/server/logging.ts';
 import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
 import { FakeDiscord, type FakeChannel, type FakeGuild, type FakeMessage, Person } from '../discord-fake/index.ts';
 import { startTestServer } from '../server/helpers.ts';
@@ -42,7 +45,14 @@ export interface Deployment {
   dispose(): Promise<void>;
 }
 
-export async function startDeployment(options: { serverEnv?: Record<string, string>; heartbeatIntervalMs?: number } = {}): Promise<Deployment> {
+export async function startDeployment(
+  options: {
+    serverEnv?: Record<string, string>;
+    heartbeatIntervalMs?: number;
+    /** A model bundle folder to serve instead of the tiny random-weight one. */
+    bundleDir?: string;
+  } = {},
+): Promise<Deployment> {
   const handle = await openTestDatabase('pglite');
   const serverEnv = {
     DIALECT_RATE_PER_MINUTE: '600',
@@ -52,7 +62,13 @@ export async function startDeployment(options: { serverEnv?: Record<string, stri
     LOG_LEVEL: 'warn',
     ...options.serverEnv,
   };
-  let server = await startTestServer(handle.database, serverEnv);
+  const model = options.bundleDir === undefined ? undefined : await TarModel.load({ bundleDir: options.bundleDir, maxBatch: 4, intraOpThreads: 1 });
+  const startApi = async (env: Record<string, string>): Promise<DialectServer> => {
+    if (model === undefined) return startTestServer(handle.database, env);
+    const config = loadConfig({ PORT: '0', DIALECT_MODEL: options.bundleDir as string, ...env });
+    return startServer(config, { database: handle.database, model, logger: createLogger('warn', new Lines()) });
+  };
+  let server = await startApi(serverEnv);
   const owner = await getOrCreateOwner(handle.database);
   const { key: apiKey } = await createApiKey(handle.database, owner.id, { name: 'discord bot', scopes: ['act_as_discord'] });
 
@@ -86,12 +102,13 @@ export async function startDeployment(options: { serverEnv?: Record<string, stri
       await server.stop();
     },
     async restartServer() {
-      server = await startTestServer(handle.database, { ...serverEnv, PORT: port });
+      server = await startApi({ ...serverEnv, PORT: port });
     },
     async dispose() {
       await bot.stop();
       await fake.close();
       await server.stop();
+      await model?.dispose();
       await handle.dispose();
     },
   };
