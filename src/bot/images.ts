@@ -44,7 +44,8 @@ export async function downloadAttachment(attachment: Attachment): Promise<Buffer
 }
 
 export async function attachmentInput(ctx: BotContext, attachment: Attachment): Promise<ImageInput> {
-  checkAttachment(attachment, ctx.api.knownLimits());
+  // After acknowledging there is time to refresh the limits (cached a minute; the last known when the API is down).
+  checkAttachment(attachment, await ctx.api.limits().catch(() => ctx.api.knownLimits()));
   const bytes = await downloadAttachment(attachment);
   return { base64: bytes.toString('base64') };
 }

@@ -144,6 +144,16 @@ test('a gateway closed for good (session invalid) is re-identified', async () =>
   await d.person('vic').slash(d.channel, 'imagine', { prompt: 'after the reconnect' }).waitForOriginal(isImageResult);
 });
 
+test('Discord down and back (REST and gateway): the bot reconnects by itself', async () => {
+  const port = d.fake.port;
+  const connections = d.fake.gatewayStats.connections;
+  await d.fake.close();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await d.fake.listen(port);
+  await d.fake.waitFor(() => d.fake.gatewayStats.connections > connections && d.fake.connectedSessions === 1, 30_000, 'the bot to reconnect');
+  await d.person('xavi').slash(d.channel, 'imagine', { prompt: 'after the outage' }).waitForOriginal(isImageResult);
+});
+
 test('Discord rate-limiting an edit (429) is waited out by discord.js, and the result still arrives', async () => {
   d.fake.failNext(/^PATCH \/api\/v10\/webhooks\//, 429, { message: 'You are being rate limited.', retry_after: 0.2, global: false, code: 0 }, { 'retry-after': '1', 'x-ratelimit-scope': 'user' });
   const before = d.fake.requests.filter((r) => r.status === 429).length;
