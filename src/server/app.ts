@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
@@ -21,7 +22,7 @@ import { type Database, openDatabase } from '../db/client.ts';
 import { recoverInterruptedJobs } from '../db/jobs.ts';
 import { TarModel } from '../model/index.ts';
 import { Authenticator, credentialsFromHeaders, credentialsFromParams, type Principal } from './auth.ts';
-import { isLoopback, type ServerConfig } from './config.ts';
+import { ConfigError, isLoopback, type ServerConfig } from './config.ts';
 import { type Context, Loaders, type Services } from './context.ts';
 import { ApiError, normaliseError } from './errors.ts';
 import { resolvers } from './graphql/resolvers.ts';
@@ -65,6 +66,9 @@ export interface DialectServer {
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<DialectServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  if (options.model === undefined && !existsSync(join(config.bundleDir, 'manifest.json'))) {
+    throw new ConfigError([`DIALECT_MODEL: no model bundle at ${config.bundleDir} (set DIALECT_MODEL to a bundle folder)`]);
+  }
   const ownsDatabase = options.database === undefined;
   const database =
     options.database ??

@@ -19,6 +19,10 @@ async function main(): Promise<number> {
   try {
     server = await startServer(config, { logger });
   } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`dialect server: ${error.message}\n`);
+      return 2;
+    }
     logger.fatal({ err: error }, 'the server could not start');
     return 1;
   }
