@@ -1,7 +1,10 @@
 /** The bot's pure parts: what a message asks for, custom ids, rendering, progress text, configuration, arguments. */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import sharp from 'sharp';
+import { ApiUnavailableError, ApiUserError, DialectApi } from '../../src/bot/api-client.ts';
 import { customId, imageFileName, imageIdFromFileName, parseCustomId } from '../../src/bot/components/custom-ids.ts';
 import { BotConfigError, loadBotConfig } from '../../src/bot/config.ts';
 import { checkAttachment } from '../../src/bot/images.ts';
@@ -9,6 +12,7 @@ import { chooseTask, withoutMentions } from '../../src/bot/messages.ts';
 import { parseRegisterArgs } from '../../src/bot/register.ts';
 import { tokenGridPng, tokenGridText, upscalePng } from '../../src/bot/render.ts';
 import { escapeMarkdown, progressLine } from '../../src/bot/results.ts';
+import { InteractionSurface } from '../../src/bot/surfaces.ts';
 
 test('chooseTask: questions are answered, instructions edit, the rest is drawn', () => {
   assert.equal(chooseTask('what color is the circle?', 'latest'), 'UNDERSTAND');
@@ -93,4 +97,66 @@ test('bot:register arguments: globally by default, --guild ID for one guild', ()
   assert.deepEqual(parseRegisterArgs([]), {});
   assert.deepEqual(parseRegisterArgs(['--guild', '123456789012345678']), { guildId: '123456789012345678' });
   assert.throws(() => parseRegisterArgs(['--guild']), /needs a guild id/);
+});
+
+test('a public reply older than 14 minutes moves to a channel message (interaction tokens last 15)', async () => {
+  const calls: string[] = [];
+  let now = 1_000_000;
+  const channelMessage = { edit: async (body: { content: string }) => void calls.push(`message.edit ${body.content}`) };
+  const interaction = {
+    createdTimestamp: now,
+    ephemeral: false,
+    channel: { isSendable: () => true, send: async (body: { content: string }) => (calls.push(`channel.send ${body.content}`), channelMessage) },
+    editReply: async (body: { content: string }) => void calls.push(`editReply ${body.content}`),
+  };
+  const surface = new InteractionSurface(interaction as never, () => now);
+  await surface.show({ content: 'a' });
+  now += 14 * 60_000 + 1;
+  await surface.show({ content: 'b' });
+  await surface.show({ content: 'c' });
+  assert.deepEqual(calls, ['editReply a', 'channel.send b', 'message.edit c']);
+});
+
+test('progress falls back to polling job(id) when the WebSocket is refused', async () => {
+  const states = ['QUEUED', 'RUNNING', 'SUCCEEDED'];
+  let polls = 0;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      assert.match(JSON.parse(body).query, /job\(id: \$id\)/);
+      assert.equal(req.headers['x-dialect-discord-user'], '42');
+      const status = states[Math.min(polls, states.length - 1)];
+      polls += 1;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ data: { job: { id: 'j', status, task: 'GENERATE', stage: status === 'SUCCEEDED' ? 'DONE' : 'DECODE', done: polls, total: 3, error: null } } }));
+    });
+  });
+  server.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 403 Forbidden\r\n\r\n'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const api = new DialectApi({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: 'k', pollIntervalMs: 10 });
+    const seen: string[] = [];
+    const final = await api.follow({ discordId: '42', name: 'x' }, 'j', (job) => seen.push(job.status));
+    assert.equal(final.status, 'SUCCEEDED');
+    assert.deepEqual(seen, ['QUEUED', 'RUNNING', 'SUCCEEDED']);
+  } finally {
+    server.close();
+  }
+});
+
+test('the API client: unreachable is ApiUnavailableError, payload errors are ApiUserError with their code', async () => {
+  const down = new DialectApi({ url: 'http://127.0.0.1:9', apiKey: undefined });
+  await assert.rejects(down.turn({ discordId: '1', name: 'x' }, 't'), ApiUnavailableError);
+  const server = createServer((_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ data: { generate: { turn: null, job: null, errors: [{ code: 'QUEUE_FULL', message: 'busy', field: null }] } } }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const api = new DialectApi({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: 'k' });
+    await assert.rejects(api.generate({ discordId: '1', name: 'x' }, { prompt: 'p' }), (error: unknown) => error instanceof ApiUserError && error.code === 'QUEUE_FULL');
+  } finally {
+    server.close();
+  }
 });
