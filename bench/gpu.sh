@@ -13,7 +13,9 @@
 #
 # On the device: run --carry training/cache/gpubench --timeout 590 'bash bench/gpu.sh'. Expected wall time 6–9 min
 # (bundle build ~3–4, ORT session creation ~1–2, measurements ~2). Env: GPUBENCH_PROVIDER (cuda|webgpu, default
-# cuda), GPUBENCH_PYTHON (default: the first python3/python that imports torch), GPUBENCH_TMP (default /tmp/gpubench).
+# cuda), GPUBENCH_PYTHON (default: the first python3/python that imports torch), GPUBENCH_TMP (default /tmp/gpubench),
+# GPUBENCH_SIZE (full|mini; `GPUBENCH_SIZE=mini GPUBENCH_PROVIDER=cpu bash bench/gpu.sh` rehearses the device path —
+# the carried Node, onnxruntime-node 1.29 and sharp — on a CPU machine).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 D="$ROOT/training/cache/gpubench"
@@ -57,7 +59,6 @@ if [ "$MODE" = prepare ]; then
   bundle_app "$D"
   tar -C "$ROOT/node_modules" -cf - sharp @img/colour @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 detect-libc \
     semver | xz -T0 -6 > "$D/sharp.tar.xz"
-  cp "$ROOT/bench/gpu_build.py" "$D/" 2>/dev/null || true
   du -sh "$D"; ls -la "$D"
   exit 0
 fi
@@ -77,7 +78,8 @@ if [ "$MODE" = rehearse ]; then
   bundle_app "$APP"; ln -sfn "$ROOT/node_modules" "$APP/node_modules"
   CUDA_LIBS=""
 else
-  SIZE=full; PROVIDER="${GPUBENCH_PROVIDER:-cuda}"; APP="$T/app"; QUICK=""
+  SIZE="${GPUBENCH_SIZE:-full}"; PROVIDER="${GPUBENCH_PROVIDER:-cuda}"; APP="$T/app"
+  QUICK=$([ "$SIZE" = mini ] && echo --quick)
   step unpack
   [ -d "$D" ] || { echo "missing $D: run 'bash bench/gpu.sh prepare' first and carry training/cache/gpubench"; exit 2; }
   [ -x "$T/node" ] || { unxz_py "$D/node.xz" "$T/node" && chmod +x "$T/node"; }
