@@ -55,7 +55,7 @@ export async function handleMessage(message: Message, ctx: BotContext): Promise<
   } catch (error) {
     const friendly = describeError(error, ctx.logger, { message: message.id, user: message.author.id });
     await message
-      .reply({ content: errorLine(friendly), allowedMentions: { repliedUser: false } })
+      .reply({ content: errorLine(friendly), allowedMentions: { parse: [], repliedUser: false } })
       .catch((failure: unknown) => ctx.logger.warn({ err: failure, message: message.id }, 'could not tell the person about an error'));
   }
 }

@@ -73,7 +73,7 @@ export async function resultPayload(ctx: BotContext, actor: Actor, turn: TurnRes
     const shown = await upscalePng(png);
     const verb = turn.task === 'EDIT' ? '✏️' : '🎨';
     const lines = [
-      `${verb} **${escapeMarkdown(turn.prompt)}**`,
+      `${verb} **${escapeMarkdown(clip(turn.prompt, 300))}**`,
       `${seed} · scale ${turn.image.scale} (${turn.image.grid}×${turn.image.grid} tokens) · ${turn.image.width}×${turn.image.height} px shown at ${shown.factor}× · by ${by}`,
       `<${link}>`,
     ];
@@ -84,7 +84,7 @@ export async function resultPayload(ctx: BotContext, actor: Actor, turn: TurnRes
     };
   }
   const answer = turn.text ?? '';
-  const lines = [`💬 **${escapeMarkdown(turn.prompt)}**`, clip(answer, 1500), `${seed} · by ${by}`, `<${link}>`];
+  const lines = [`💬 **${escapeMarkdown(clip(turn.prompt, 300))}**`, clip(answer, 1500), `${seed} · by ${by}`, `<${link}>`];
   return { content: lines.join('\n'), components: turn.inputImage === null ? [] : [resultButtons(turn, turn.inputImage.id, false)] };
 }
 
