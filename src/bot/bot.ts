@@ -52,3 +52,15 @@ export function createBot(config: Pick<BotConfig, 'discordToken' | 'apiUrl' | 'a
     },
   };
 }
+
+/** What to tell the operator when logging in to Discord fails. */
+export function explainLoginError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/disallowed intents/i.test(message)) {
+    return 'Discord refused the Message Content intent: turn on "Message Content Intent" on the Bot page of the application in the developer portal';
+  }
+  if (/token/i.test(message) || (error as { status?: number }).status === 401) {
+    return `Discord refused the token (${message}): check DISCORD_TOKEN (the Bot page's token, not the application's public key)`;
+  }
+  return `the bot could not connect to Discord: ${message}`;
+}

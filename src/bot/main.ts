@@ -1,5 +1,5 @@
 /** `npm run bot`: the Discord bot as its own process, configured by environment variables (README "Discord bot"). */
-import { createBot } from './bot.ts';
+import { createBot, explainLoginError } from './bot.ts';
 import { BotConfigError, loadBotConfig } from './config.ts';
 import { createBotLogger } from './logger.ts';
 
@@ -21,7 +21,8 @@ async function main(): Promise<number> {
   try {
     await bot.start();
   } catch (error) {
-    logger.fatal({ err: error }, 'the bot could not log in to Discord (check DISCORD_TOKEN)');
+    logger.fatal({ err: error }, explainLoginError(error));
+    await bot.stop().catch(() => undefined);
     return 1;
   }
   const shutdown = (signal: string) => {

@@ -75,3 +75,19 @@ test('a configuration error names the variable and exits with 2', async () => {
   assert.match(stderr, /DISCORD_TOKEN is required/);
   assert.match(stderr, /DIALECT_API_KEY is required/);
 });
+
+test('a login Discord refuses ends the process with a hint: a wrong token, the Message Content intent off', async () => {
+  const env = { DISCORD_API_URL: fake.apiUrl, DIALECT_API_URL: server.url, DIALECT_API_KEY: apiKey };
+  const wrong = await run('src/bot/main.ts', [], { ...env, DISCORD_TOKEN: 'not-the-token' }).done;
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stdout, /check DISCORD_TOKEN/);
+
+  const strict = await FakeDiscord.start({ messageContentIntent: false });
+  try {
+    const refused = await run('src/bot/main.ts', [], { ...env, DISCORD_TOKEN: strict.token, DISCORD_API_URL: strict.apiUrl }).done;
+    assert.equal(refused.code, 1);
+    assert.match(refused.stdout, /Message Content Intent/);
+  } finally {
+    await strict.close();
+  }
+});

@@ -24,6 +24,7 @@ export * from './people.ts';
 const DISCORD_EPOCH = 1420070400000n;
 
 export const MessageFlag = { Ephemeral: 64, Loading: 128 } as const;
+const MESSAGE_CONTENT_INTENT = 1 << 15;
 export const ChannelKind = { GuildText: 0, PublicThread: 11 } as const;
 
 export interface FakeUser {
@@ -140,6 +141,8 @@ export interface FakeDiscordOptions {
   ackDeadlineMs?: number;
   /** Lifetime of an interaction token for webhook edits and follow-ups. Defaults to 15 minutes. */
   tokenLifetimeMs?: number;
+  /** Whether the application may use the privileged Message Content intent (a portal switch). Defaults to true. */
+  messageContentIntent?: boolean;
 }
 
 class HttpError extends Error {
@@ -188,6 +191,7 @@ export class FakeDiscord extends EventEmitter {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 41_250,
       ackDeadlineMs: options.ackDeadlineMs ?? 3000,
       tokenLifetimeMs: options.tokenLifetimeMs ?? 15 * 60_000,
+      messageContentIntent: options.messageContentIntent ?? true,
     };
     this.token = this.#options.token;
     this.applicationId = this.snowflake();
@@ -412,6 +416,10 @@ export class FakeDiscord extends EventEmitter {
   identify(session: GatewaySession, d: Record<string, unknown>): void {
     if (d.token !== this.token) {
       session.socket.close(4004, 'Authentication failed');
+      return;
+    }
+    if (!this.#options.messageContentIntent && (Number(d.intents ?? 0) & MESSAGE_CONTENT_INTENT) !== 0) {
+      session.socket.close(4014, 'Disallowed intent(s).');
       return;
     }
     this.gatewayStats.identifies += 1;
