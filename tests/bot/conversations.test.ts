@@ -80,6 +80,17 @@ describe('threads', () => {
     }
   });
 
+  test('after a restart of the bot, the thread and the buttons still work (ids live in Discord, not in the bot)', async () => {
+    await d.restartBot();
+    const count = d.fake.channelMessages(thread.id).length;
+    hana.say(thread, `<@${d.fake.bot.id}> how many shapes are there?`);
+    const answer = await botResultIn(thread.id, count, (m) => m.content.startsWith('💬'));
+    const conversation = await conversationOf(hana, button(answer, 'reroll').split(':')[1] as string);
+    assert.equal(conversation.turns.length, 5);
+    const reroll = hana.click(first, (id) => id.startsWith('reroll:'));
+    await reroll.waitForOriginal(isImageResult);
+  });
+
   test("someone else's mention in the thread is told kindly that it is not their conversation", async () => {
     const ivan = d.person('ivan');
     const count = d.fake.channelMessages(thread.id).length;

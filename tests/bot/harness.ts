@@ -39,6 +39,8 @@ export interface Deployment {
   bot: DialectBot;
   botLogs: Lines;
   person(name: string): Person;
+  /** A new bot process in place of the old one (nothing carried over but what Discord and the API hold). */
+  restartBot(): Promise<void>;
   /** Stops the API server (an outage); `restartServer` brings it back on the same port and database. */
   stopServer(): Promise<void>;
   restartServer(): Promise<void>;
@@ -78,10 +80,12 @@ export async function startDeployment(
   await registerCommands({ token: fake.token, discordApi: fake.apiUrl });
 
   const botLogs = new Lines();
-  const bot = createBot(
-    { discordToken: fake.token, discordApi: fake.apiUrl, apiUrl: server.url, apiKey, publicUrl: PUBLIC_URL, progressIntervalMs: 0 },
-    createBotLogger('info', botLogs),
-  );
+  const newBot = () =>
+    createBot(
+      { discordToken: fake.token, discordApi: fake.apiUrl, apiUrl: server.url, apiKey, publicUrl: PUBLIC_URL, progressIntervalMs: 0 },
+      createBotLogger('info', botLogs),
+    );
+  let bot = newBot();
   await bot.start();
   const port = new URL(server.url).port;
 
@@ -95,8 +99,15 @@ export async function startDeployment(
     fake,
     guild,
     channel,
-    bot,
+    get bot() {
+      return bot;
+    },
     botLogs,
+    async restartBot() {
+      await bot.stop();
+      bot = newBot();
+      await bot.start();
+    },
     person: (name) => new Person(fake, fake.createUser(name)),
     async stopServer() {
       await server.stop();
