@@ -144,6 +144,24 @@ describe('mutations', () => {
     if (status === 'CANCELLED') assert.equal(turn.data.job.turn.error.code, 'CANCELLED');
   });
 
+  test('many waiting requests on few slots: some start at once, the rest queue; all end with their own answer', async () => {
+    const small = await startTestServer(handle.database, { DIALECT_CONCURRENCY: '2' });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => exec(small, GENERATE, { input: { prompt: `crowd ${i}`, seed: i } }, freshUser())),
+      );
+      for (const [i, r] of results.entries()) {
+        assert.deepEqual(r.data.generate.errors, []);
+        assert.equal(r.data.generate.turn.status, 'SUCCEEDED', `request ${i}`);
+        assert.equal(r.data.generate.turn.prompt, `crowd ${i}`);
+        assert.equal(r.data.generate.job.status, 'SUCCEEDED');
+        assert.equal(r.data.generate.turn.settings.seed, i);
+      }
+    } finally {
+      await small.stop();
+    }
+  });
+
   test('reroll makes a sibling with a new seed', async () => {
     const user = freshUser();
     const g = await exec(server, GENERATE, { input: { prompt: 'a dot', seed: 11 } }, user);

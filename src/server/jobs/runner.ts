@@ -81,6 +81,11 @@ export class JobRunner {
   #pumping = false;
   #again = false;
   #stopped = false;
+  /**
+   * Early runs whose job row is not claimed yet. While any exists the queue is not pumped: claimNextJob takes the
+   * oldest queued row, which could be such a job, written but not yet claimed by its own run.
+   */
+  #claiming = 0;
   #sweeper: NodeJS.Timeout | undefined;
   readonly #leaseMs: number;
   readonly #progressMs: number;
@@ -199,7 +204,12 @@ export class JobRunner {
       try {
         do {
           this.#again = false;
-          while (!this.#stopped && this.#running.size < this.options.concurrency && this.#queued.size > 0) {
+          while (
+            !this.#stopped &&
+            this.#claiming === 0 &&
+            this.#running.size < this.options.concurrency &&
+            this.#queued.size > 0
+          ) {
             const job = await claimNextJob(this.database, this.workerId, { leaseMs: this.#leaseMs });
             if (job === null) {
               this.#queued.clear();
@@ -242,6 +252,14 @@ export class JobRunner {
     if (this.#stopped || this.#queued.size > 0 || this.#running.size >= this.options.concurrency) return null;
     const key = `early:${Math.random().toString(36).slice(2)}`;
     const running = this.#reserve(userId, key);
+    this.#claiming += 1;
+    let claimSettled = false;
+    const settleClaim = () => {
+      if (claimSettled) return;
+      claimSettled = true;
+      this.#claiming -= 1;
+      this.#pump();
+    };
     let jobId: string | undefined;
     const progress = this.#progress(() => jobId);
     const result = this.#execute(spec, userId, running.controller.signal, progress.onProgress, spec.inputTokens);
@@ -253,10 +271,12 @@ export class JobRunner {
         this.#running.delete(key);
         this.#running.set(id, running);
         running.done = (async () => {
-          const job = await claimJob(this.database, id, this.workerId, { leaseMs: this.#leaseMs }).catch((error: unknown) => {
-            this.logger.error({ err: error, jobId: id }, 'claiming a started job failed; it stays queued');
-            return null;
-          });
+          const job = await claimJob(this.database, id, this.workerId, { leaseMs: this.#leaseMs })
+            .catch((error: unknown) => {
+              this.logger.error({ err: error, jobId: id }, 'claiming a started job failed; it stays queued');
+              return null;
+            })
+            .finally(settleClaim);
           if (job === null) {
             // Cancelled between its writing and its claim (or the claim failed): the model's work is dropped.
             running.reason ??= 'cancelled';
@@ -275,6 +295,7 @@ export class JobRunner {
         })().finally(() => this.#release(id));
       },
       abandon: () => {
+        settleClaim();
         running.reason ??= 'cancelled';
         running.controller.abort(new Error('abandoned'));
         running.done = result.then(
