@@ -22,6 +22,7 @@ test('the bot identified over the gateway and registered its commands', () => {
   assert.equal(d.fake.gatewayStats.identifies, 1);
   const names = (d.fake.commands.get('global') ?? []).map((c) => `${c.type}:${c.name}`).sort();
   assert.deepEqual(names, ['1:describe', '1:edit', '1:history', '1:imagine', '3:Describe image', '3:Edit image']);
+  for (const command of d.fake.commands.get('global') ?? []) assert.deepEqual(command.contexts, [0], `${String(command.name)}: servers only`);
 });
 
 test('/imagine: deferred at once, progress edits, then the upscaled image with prompt, seed, link and buttons', async () => {

@@ -1,5 +1,5 @@
 /** Message context menu commands ("Apps" on any message with an image): "Describe image" and "Edit image". */
-import { ApplicationCommandType, ContextMenuCommandBuilder, type MessageContextMenuCommandInteraction } from 'discord.js';
+import { ApplicationCommandType, ContextMenuCommandBuilder, InteractionContextType, type MessageContextMenuCommandInteraction } from 'discord.js';
 import { customId, imageIdFromFileName } from '../components/custom-ids.ts';
 import { editModal } from '../components/modals.ts';
 import type { BotContext } from '../context.ts';
@@ -19,7 +19,7 @@ function checkTarget(interaction: MessageContextMenuCommandInteraction, ctx: Bot
 
 export const describeImage: MessageMenuCommand = {
   kind: 'message',
-  data: new ContextMenuCommandBuilder().setName('Describe image').setType(ApplicationCommandType.Message).toJSON(),
+  data: new ContextMenuCommandBuilder().setName('Describe image').setType(ApplicationCommandType.Message).setContexts(InteractionContextType.Guild).toJSON(),
   ack: 'defer',
   check: checkTarget,
   async run(interaction, ctx) {
@@ -38,7 +38,7 @@ export const describeImage: MessageMenuCommand = {
 
 export const editImage: MessageMenuCommand = {
   kind: 'message',
-  data: new ContextMenuCommandBuilder().setName('Edit image').setType(ApplicationCommandType.Message).toJSON(),
+  data: new ContextMenuCommandBuilder().setName('Edit image').setType(ApplicationCommandType.Message).setContexts(InteractionContextType.Guild).toJSON(),
   ack: 'modal',
   check: checkTarget,
   async run(interaction) {

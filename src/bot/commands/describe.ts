@@ -1,5 +1,5 @@
 /** `/describe image [question]`: image → text. */
-import { SlashCommandBuilder } from 'discord.js';
+import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { attachmentInput, checkAttachment } from '../images.ts';
 import { runTurn } from '../results.ts';
 import { InteractionSurface } from '../surfaces.ts';
@@ -8,6 +8,7 @@ import { actorOf, DEFAULT_QUESTION, type SlashCommand } from './types.ts';
 export const describe: SlashCommand = {
   kind: 'slash',
   data: new SlashCommandBuilder()
+    .setContexts(InteractionContextType.Guild)
     .setName('describe')
     .setDescription('Describe an image, or answer a question about it')
     .addAttachmentOption((o) => o.setName('image').setDescription('A PNG or JPEG image').setRequired(true))

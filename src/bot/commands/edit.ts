@@ -1,5 +1,5 @@
 /** `/edit image instruction`: image + text → image. */
-import { SlashCommandBuilder } from 'discord.js';
+import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { attachmentInput, checkAttachment } from '../images.ts';
 import { runTurn } from '../results.ts';
 import { InteractionSurface } from '../surfaces.ts';
@@ -8,6 +8,7 @@ import { actorOf, type SlashCommand } from './types.ts';
 export const edit: SlashCommand = {
   kind: 'slash',
   data: new SlashCommandBuilder()
+    .setContexts(InteractionContextType.Guild)
     .setName('edit')
     .setDescription('Edit an image with an instruction')
     .addAttachmentOption((o) => o.setName('image').setDescription('A PNG or JPEG image').setRequired(true))

@@ -4,7 +4,7 @@
  * memory under a short key (for an hour); a click on an expired key starts again from the first page.
  */
 import { randomBytes } from 'node:crypto';
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, SlashCommandBuilder } from 'discord.js';
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import type { Actor, ConversationPage, Task } from '../api-client.ts';
 import { customId } from '../components/custom-ids.ts';
 import type { BotContext } from '../context.ts';
@@ -81,7 +81,7 @@ function renderHistory(ctx: BotContext, page: ConversationPage, key: string, ind
 
 export const history: SlashCommand = {
   kind: 'slash',
-  data: new SlashCommandBuilder().setName('history').setDescription('Your own recent work with Dialect (only you see it)').toJSON(),
+  data: new SlashCommandBuilder().setContexts(InteractionContextType.Guild).setName('history').setDescription('Your own recent work with Dialect (only you see it)').toJSON(),
   ack: 'defer-ephemeral',
   async run(interaction, ctx) {
     const actor = actorOf(interaction.user);

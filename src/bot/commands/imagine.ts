@@ -1,5 +1,5 @@
 /** `/imagine prompt [scale] [seed]`: text → image. */
-import { SlashCommandBuilder } from 'discord.js';
+import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { runTurn } from '../results.ts';
 import { InteractionSurface } from '../surfaces.ts';
 import { actorOf, type SlashCommand } from './types.ts';
@@ -7,6 +7,7 @@ import { actorOf, type SlashCommand } from './types.ts';
 export const imagine: SlashCommand = {
   kind: 'slash',
   data: new SlashCommandBuilder()
+    .setContexts(InteractionContextType.Guild)
     .setName('imagine')
     .setDescription('Generate an image from a prompt')
     .addStringOption((o) => o.setName('prompt').setDescription('What to draw, e.g. "a large red circle in the center"').setRequired(true).setMaxLength(2000))
