@@ -214,9 +214,9 @@ def load_ta_tok(path: str, teacher_config: Optional[str] = None,
     if grid * grid != pos.shape[0]:
         raise ConversionError(f"ta_tok: {pos.shape[0]} position embeddings are not a square grid")
     input_size = int(args.get("input_size", grid * patch))
-    if input_size != grid * patch:
-        raise ConversionError(f"ta_tok: input_size {input_size} but the position grid is {grid}×{grid} of "
-                              f"{patch}-pixel patches ({grid * patch} px)")
+    if input_size // patch != grid:  # 384 px at patch 14: 27 patches, the last 6 pixels unused (a valid Conv2d)
+        raise ConversionError(f"ta_tok: input_size {input_size} gives {input_size // patch} patches a side, the "
+                              f"position table has {grid}")
     layers = _layer_count(sd, E + "encoder.layers.")
     if teacher.get("hidden_size", width) != width:
         raise ConversionError(f"ta_tok: teacher hidden_size {teacher.get('hidden_size')} != weights {width}")
