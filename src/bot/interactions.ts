@@ -8,7 +8,7 @@ import type { Acknowledge } from './commands/types.ts';
 import { COMPONENTS } from './components/index.ts';
 import { parseCustomId } from './components/custom-ids.ts';
 import type { BotContext } from './context.ts';
-import { describeError, errorLine } from './errors.ts';
+import { BotUserError, describeError, errorLine } from './errors.ts';
 
 export async function handleInteraction(interaction: Interaction, ctx: BotContext): Promise<void> {
   if (!interaction.isRepliable()) return;
@@ -16,7 +16,7 @@ export async function handleInteraction(interaction: Interaction, ctx: BotContex
   try {
     if (interaction.isChatInputCommand() || interaction.isMessageContextMenuCommand()) {
       const command = COMMANDS.find((c) => c.data.name === interaction.commandName);
-      if (command === undefined) throw new Error(`unknown command ${interaction.commandName}`);
+      if (command === undefined) throw new BotUserError(`I don't know /${interaction.commandName} any more (the commands may need registering again). Try /imagine.`);
       ack = command.ack;
       if (command.kind === 'slash' && interaction.isChatInputCommand()) {
         command.check?.(interaction, ctx);
@@ -31,7 +31,7 @@ export async function handleInteraction(interaction: Interaction, ctx: BotContex
     }
     if (interaction.isButton() || interaction.isModalSubmit()) {
       const parsed = parseCustomId(interaction.customId);
-      if (parsed === undefined) throw new Error(`unknown component ${interaction.customId}`);
+      if (parsed === undefined) throw new BotUserError('That button is from an older version of me and does nothing now.');
       const handler = COMPONENTS[parsed.kind];
       ack = handler.ack;
       await acknowledge(interaction, ack);
