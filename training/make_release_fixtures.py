@@ -589,6 +589,19 @@ def make_golden(pipe: TarPipeline, tok, images: dict) -> dict:
                  "minTop2Margin": mf.margins(steps, pipe.image_base, pipe.image_base + pipe.image_count),
                  "cfgScale": CFG_SCALE, "codes": codes[0],
                  "codesMinTop2Margin": cfg_codes_margin(pipe, pipe.image_features(img), CFG_SCALE)}
+    # A conversation whose assistant turn is a generated image, then a text question about it: the runtime renders
+    # the image answer as the model wrote it (imageAnswerPrefix + ids + <im_end>), not with templates.image.
+    gen = g["generate"]
+    hist = [Turn("user", gen["prompt"]), Turn("assistant", "", ImageRef(gen["scale"], gen["imageIds"]))]
+    q = "What did you draw?"
+    segs = pipe.render(hist + [Turn("user", q, None, "generate")], "text")
+    h_prompt = pipe.encode_segments(segs)
+    h_ans, h_steps = pipe.generate_ids([h_prompt], "text", 12, stop_on_eos=True)
+    g["historyWithImage"] = {"turns": [{"role": "user", "text": gen["prompt"]},
+                                       {"role": "assistant", "imageIds": gen["imageIds"], "scale": gen["scale"]},
+                                       {"role": "user", "text": q}],
+                             "promptSegments": segs, "promptIds": h_prompt, "maxNewTokens": 12,
+                             "answerIds": h_ans[0], "minTop2Margin": mf.margins(h_steps)}
     g["generate"]["codesMinTop2Margin"] = cfg_codes_margin(pipe, pipe.image_features(g["generate"]["imageIds"]),
                                                            CFG_SCALE)
     return g

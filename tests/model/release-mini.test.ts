@@ -155,6 +155,22 @@ describe('released layout: LLM', () => {
   });
 });
 
+describe('released layout: an image answer in the history', () => {
+  it('renders it as the model wrote it (<im_start><S{k}> ids <im_end>) and answers a follow-up exactly', async () => {
+    const h = golden.historyWithImage;
+    const [user, assistant, follow] = h.turns;
+    const result = await model.understand({
+      prompt: follow.text,
+      history: [
+        { role: 'user', text: user.text },
+        { role: 'assistant', image: { tokens: assistant.imageIds, scale: assistant.scale } },
+      ],
+      sampling: { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, maxNewTokens: h.maxNewTokens },
+    });
+    assert.deepEqual(result.answerIds, h.answerIds);
+  });
+});
+
 describe('released layout: generation and editing', () => {
   const greedy = { temperature: 0, topK: 0, topP: 1 };
 

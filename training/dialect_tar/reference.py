@@ -34,7 +34,8 @@ class ImageRef:
 class Turn:
     role: str                           # "user" or "assistant"
     text: str = ""                      # prompt / answer text
-    image: Optional[ImageRef] = None    # user: the attached image; assistant: the generated image
+    image: Optional[ImageRef] = None    # user: the attached image; assistant: the generated image (rendered as
+    #                                     imageAnswerPrefix + ids + <im_end>, whatever templates.image is)
     task: str = "understand"            # user turn with an image: "understand" or "edit"; without: "generate"
 
 
@@ -98,8 +99,12 @@ class TarPipeline:
                     body = self._fill(tpl["edit" if t.task == "edit" else "understand"], t.text, t.image)
                 else:
                     body = self._fill(tpl["generate"], t.text, None)
-            else:
-                body = self.image_segments(t.image) if t.image is not None else [t.text]
+            else:  # as the runtime renders it: the text, then an image as the model wrote it
+                body = [t.text] if t.text else []
+                if t.image is not None:
+                    body += [tpl["imageAnswerPrefix"].replace("{k}", str(t.image.scale - 1)),
+                             [self.image_base + int(c) for c in t.image.ids], [self.m["tokens"]["imEnd"]]]
+                body = body or [""]
             turn(t.role, body)
         segs.append(chat["turnStart"].replace("{role}", "assistant"))
         if answer == "image":
