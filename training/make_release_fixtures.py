@@ -699,13 +699,14 @@ def main():
         return
     torch.manual_seed(SEED)
     src = write_sources()
-    conv_args = convert_tar.parser().parse_args([
+    conv_args_list = [
         "--llm", src["llm_dir"], "--ta-tok", os.path.join(SRC, "ta_tok.pth"),
         "--ar-dtok", os.path.join(SRC, "ar_dtok_mini.pth"), "--vq", os.path.join(SRC, "vq_mini.pt"),
         "--out", BUNDLE, "--name", "tar-release-mini", "--version", "0.0.1",
         "--description", "Random weights in the released Tar layouts at reduced size "
                          "(training/make_release_fixtures.py)",
-        "--teacher-config", src["sig_dir"], "--max-new-tokens", "16"])
+        "--teacher-config", src["sig_dir"], "--max-new-tokens", "16"]
+    conv_args = convert_tar.parser().parse_args(conv_args_list)
     with torch.no_grad():
         out = convert_tar.convert(conv_args)
     m = out["manifest"]
@@ -740,6 +741,20 @@ def main():
             json.dump([{"text": t, "ids": tok.encode(t)} for t in mf.fuzz_strings()], fh, ensure_ascii=False)
         subprocess.run(["node", os.path.join(ROOT, "training", "check_bundle.mjs"), BUNDLE, GOLDEN, fuzz],
                        check=True, cwd=ROOT)
+        # The external-data path that released-size graphs take (> 1.8 GB), forced on the mini sources: the same
+        # bundle with every graph's weights in a .onnx.data file must pass the same checks.
+        import export_bundle as eb
+        ext = os.path.join(ROOT, "training", "cache", "release-mini-external")
+        saved, eb.EXTERNAL_DATA_BYTES = eb.EXTERNAL_DATA_BYTES, 1024
+        try:
+            args = list(conv_args_list)
+            args[args.index("--out") + 1] = ext
+            with torch.no_grad():
+                convert_tar.convert(convert_tar.parser().parse_args(args))
+        finally:
+            eb.EXTERNAL_DATA_BYTES = saved
+        assert os.path.exists(os.path.join(ext, "llm.onnx.data")), "external data was not written"
+        subprocess.run(["node", os.path.join(ROOT, "training", "check_bundle.mjs"), ext, GOLDEN], check=True, cwd=ROOT)
 
 
 if __name__ == "__main__":
