@@ -64,9 +64,28 @@ def _need(sd, key, what):
     return sd[key]
 
 
+class no_init:
+    """Builds modules without drawing random initial weights: Linear/Embedding/LayerNorm/Conv parameters are left as
+    uninitialised memory, which the OS commits only when the checkpoint's values are copied in. With `load_into`
+    consuming its dict, a multi-GB model then needs about one copy of its weights in RAM, not three."""
+
+    CLASSES = (torch.nn.Linear, torch.nn.Embedding, torch.nn.LayerNorm, torch.nn.Conv2d, torch.nn.GroupNorm)
+
+    def __enter__(self):
+        self.saved = [(c, c.reset_parameters) for c in self.CLASSES]
+        for c in self.CLASSES:
+            c.reset_parameters = lambda self: None
+        return self
+
+    def __exit__(self, *exc):
+        for c, f in self.saved:
+            c.reset_parameters = f
+        return False
+
+
 def load_into(module: torch.nn.Module, mapped: Dict[str, torch.Tensor], what: str) -> None:
     """Strict load: every parameter/persistent buffer of `module` must be in `mapped` with the same shape, and
-    `mapped` must hold nothing else."""
+    `mapped` must hold nothing else. Consumes `mapped` (each source tensor is released once copied)."""
     state = module.state_dict()
     missing = [k for k in state if k not in mapped]
     extra = [k for k in mapped if k not in state]
@@ -76,7 +95,7 @@ def load_into(module: torch.nn.Module, mapped: Dict[str, torch.Tensor], what: st
         raise ConversionError(f"{what}: missing {missing[:6]}, unexpected {extra[:6]}, shape mismatch {bad[:6]}")
     with torch.no_grad():
         for k, t in state.items():
-            t.copy_(mapped[k].to(t.dtype))
+            t.copy_(mapped.pop(k).to(t.dtype))
 
 
 def _check_used(sd: Dict[str, torch.Tensor], used: set, ignored: List[Tuple[str, str]], what: str) -> List[str]:
@@ -165,9 +184,10 @@ def load_llm(folder: str) -> Tuple[QwenLM, dict, List[str]]:
         used.add("lm_head.weight")
     notes = _check_used(sd, used, [(r"lm_head\.weight$", "lm_head (tied to embed_tokens)"),
                                    (r".*rotary_emb\.inv_freq$", "RoPE buffers (recomputed)")], "LLM")
-    llm = QwenLM(cfg)
+    sd.clear()                  # `mapped` holds the tensors now; load_into releases each once copied
+    with no_init():
+        llm = QwenLM(cfg)
     load_into(llm, mapped, "LLM")
-    del sd
     return llm.eval(), hf, notes
 
 
@@ -249,9 +269,10 @@ def load_ta_tok(path: str, teacher_config: Optional[str] = None,
         raise ConversionError("ta_tok: encoder and decoder LayerNorm eps differ; not supported")
     n_used = select if select >= 0 else layers + 1 + select
 
-    codebook = Codebook(K, bdim) if l2 else PlainCodebook(K, bdim)
-    enc = (TaTokEncoder if l2 else L2TaTokEncoder)(cfg, codebook)
-    dec = TaTokDecoder(cfg, codebook)
+    with no_init():
+        codebook = Codebook(K, bdim) if l2 else PlainCodebook(K, bdim)
+        enc = (TaTokEncoder if l2 else L2TaTokEncoder)(cfg, codebook)
+        dec = TaTokDecoder(cfg, codebook)
     used = set()
 
     def take(key):
@@ -351,7 +372,8 @@ def load_ar_dtok(path: str) -> Tuple[ARDTok, dict, List[str]]:
                        layers=layers, heads=n_head, kv_heads=kv, head_dim=hd,
                        intermediate=_need(sd, "layers.0.feed_forward.w1.weight", "ar_dtok").shape[0], codes=codes,
                        max_positions=abs_pe.shape[1] + 1, rms_eps=float(args.get("norm_eps", 1e-5)))
-    ar = ARDTok(cfg)
+    with no_init():
+        ar = ARDTok(cfg)
     used = set()
 
     def take(k):
@@ -401,10 +423,12 @@ def load_vq(path: str, grid: int, l2_norm: bool = True) -> Tuple[LlamaGenVQDecod
                            z_channels=sd["post_quant_conv.weight"].shape[0], ch=ch, ch_mult=[c // ch for c in chans],
                            num_res_blocks=_layer_count(sd, "decoder.conv_blocks.0.res.") - 1, l2_norm=l2_norm,
                            grid=grid)
-    vq = LlamaGenVQDecoder(cfg)
+    with no_init():
+        vq = LlamaGenVQDecoder(cfg)
     keep = {k: v for k, v in sd.items() if k.startswith(("decoder.", "post_quant_conv.", "quantize.embedding."))}
+    kept = set(keep)
     load_into(vq, keep, "vq decoder")
-    notes = _check_used(sd, set(keep), [(r"encoder\.", "VQ encoder (not needed to render codes)"),
+    notes = _check_used(sd, kept, [(r"encoder\.", "VQ encoder (not needed to render codes)"),
                                         (r"quant_conv\.", "VQ encoder projection"),
                                         (r"quantize\.codebook_used$", "codebook usage statistics")], "vq")
     return vq.eval(), notes
