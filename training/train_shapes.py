@@ -486,6 +486,10 @@ def stage_vq_vae(run, a):
 
     def loss_fn(batch, step):
         x, bg = batch
+        if "restart" in usage:          # dead codes found at the previous step (applied before this forward)
+            dead, src = usage.pop("restart")
+            with torch.no_grad():
+                vq.codebook.weight[dead] = src
         z = vq.encoder(x * 2 - 1)
         flat, codes, cb = vq_quantize(vq, z)
         q = cb[codes]
@@ -501,7 +505,7 @@ def stage_vq_vae(run, a):
                 dead = (usage["count"] == 0).nonzero().squeeze(1)
                 if len(dead):
                     src = flat.reshape(-1, c)[torch.randint(0, flat.shape[0] * flat.shape[1], (len(dead),))]
-                    vq.codebook.weight[dead.to(a.device)] = src + 0.01 * torch.randn_like(src)
+                    usage["restart"] = (dead.to(a.device), src.detach() + 0.01 * torch.randn_like(src))
                 usage["count"].zero_()
         mse = float(((rec - x) ** 2).mean())
         return loss, B, f"mse {mse:.4f}"
