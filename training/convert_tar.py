@@ -157,6 +157,14 @@ def to_float16(bundle_dir: str, manifest: dict, parts) -> None:
         for key in (keys if isinstance(keys, tuple) else (keys,)):
             convert_file(os.path.join(bundle_dir, manifest["files"][key]))
         manifest[section]["dtype"] = "float16"
+    record = os.path.join(bundle_dir, "conversion.json")
+    if os.path.exists(record):
+        with open(record) as fh:
+            rec = json.load(fh)
+        rec["float16"] = {"parts": list(parts), "pass": "training/convert/fp16.py (norms, softmax, RoPE, l2 in float32)"}
+        with open(record, "w") as fh:
+            json.dump(rec, fh, indent=2)
+            fh.write("\n")
 
 
 def _sha256(path: str) -> str:
@@ -193,6 +201,10 @@ def convert(a) -> dict:
     record["taTok"] = {"l2_normalized": ta_info["l2_normalized"], "stochastic": ta_info["stochastic"],
                        "quantisation": "argmax (deterministic) in the bundle"}
     record["arDTok"] = {"name": ar_info["name"], "cls_token_num": ar_info["cls_token_num"]}
+    fp16_parts = (["llm", "arDTok", "vq"] if a.dtype == "float16" else []) + \
+        (["taTok"] if a.ta_tok_dtype == "float16" else [])
+    if fp16_parts and not a.skip_export:
+        record["float16"] = {"parts": fp16_parts, "pass": "training/convert/fp16.py (norms, softmax, RoPE, l2 in float32)"}
 
     if not a.skip_export:
         log("export ta_tok_encoder")
@@ -205,10 +217,9 @@ def convert(a) -> dict:
         eb.export_vq_decoder(vq, os.path.join(a.out, files["vqDecoder"]))
         log("export llm")
         eb.export_llm(llm, os.path.join(a.out, files["llm"]))
-        fp16 = (["llm", "arDTok", "vq"] if a.dtype == "float16" else []) + (["taTok"] if a.ta_tok_dtype == "float16" else [])
-        if fp16:
-            log("float16:", ", ".join(fp16))
-            to_float16(a.out, manifest, fp16)
+        if fp16_parts:
+            log("float16:", ", ".join(fp16_parts))
+            to_float16(a.out, manifest, fp16_parts)
     shutil.copyfile(os.path.join(a.llm, "tokenizer.json"), os.path.join(a.out, files["tokenizer"]))
     with open(os.path.join(a.out, "manifest.json"), "w") as fh:
         json.dump(manifest, fh, indent=2)
