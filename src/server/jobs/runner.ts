@@ -252,6 +252,11 @@ export class JobRunner {
     if (this.#stopped || this.#queued.size > 0 || this.#running.size >= this.options.concurrency) return null;
     const key = `early:${Math.random().toString(36).slice(2)}`;
     const running = this.#reserve(userId, key);
+    // Settles when the run has fully ended (written, or dropped), whichever way it goes: what drain() waits for.
+    let finished!: () => void;
+    running.done = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
     this.#claiming += 1;
     let claimSettled = false;
     const settleClaim = () => {
@@ -270,7 +275,7 @@ export class JobRunner {
         jobId = id;
         this.#running.delete(key);
         this.#running.set(id, running);
-        running.done = (async () => {
+        void (async () => {
           const job = await claimJob(this.database, id, this.workerId, { leaseMs: this.#leaseMs })
             .catch((error: unknown) => {
               this.logger.error({ err: error, jobId: id }, 'claiming a started job failed; it stays queued');
@@ -292,17 +297,23 @@ export class JobRunner {
             return;
           }
           await this.#finish(job, running, result, progress);
-        })().finally(() => this.#release(id));
+        })()
+          .catch((error: unknown) => this.logger.error({ err: error, jobId: id }, 'an early run failed unexpectedly'))
+          .finally(() => {
+            this.#release(id);
+            finished();
+          });
       },
       abandon: () => {
         settleClaim();
         running.reason ??= 'cancelled';
         running.controller.abort(new Error('abandoned'));
-        running.done = result.then(
-          () => undefined,
-          () => undefined,
-        );
-        void running.done.finally(() => this.#release(key));
+        void result
+          .catch(() => undefined)
+          .finally(() => {
+            this.#release(key);
+            finished();
+          });
       },
     };
   }
