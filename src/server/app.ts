@@ -24,6 +24,7 @@ import { TarModel } from '../model/index.ts';
 import { Authenticator, credentialsFromHeaders, credentialsFromParams, type Principal } from './auth.ts';
 import { ConfigError, isLoopback, type ServerConfig } from './config.ts';
 import { type Context, Loaders, type Services } from './context.ts';
+import { dataDirHolder, markDataDir, unmarkDataDir } from './data-dir-lock.ts';
 import { ApiError, normaliseError } from './errors.ts';
 import { resolvers } from './graphql/resolvers.ts';
 import { imagesRoute, ImageUrlSigner } from './images-route.ts';
@@ -70,6 +71,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     throw new ConfigError([`DIALECT_MODEL: no model bundle at ${config.bundleDir} (set DIALECT_MODEL to a bundle folder)`]);
   }
   const ownsDatabase = options.database === undefined;
+  const embedded = ownsDatabase && config.databaseUrl === undefined;
+  if (embedded) {
+    const holder = dataDirHolder(config.dataDir);
+    if (holder !== null) {
+      throw new ConfigError([
+        `DIALECT_DATA_DIR: the server at ${holder.url} (pid ${holder.pid}) has ${config.dataDir} open; PGlite is one process's database`,
+      ]);
+    }
+  }
   const database =
     options.database ??
     (await openDatabase({
@@ -322,6 +332,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const address = httpServer.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
+  if (embedded) markDataDir(config.dataDir, url);
   logger.info({ url: `${url}/graphql`, web: webDir, loopbackOwner: isLoopback(config.host) }, 'server listening');
 
   const stop = (): Promise<void> => {
@@ -334,6 +345,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
       if (ownsModel) await model.dispose();
       if (ownsDatabase) await database.close();
+      if (embedded) unmarkDataDir(config.dataDir);
       logger.info('stopped');
     })();
     return stopping;

@@ -3,10 +3,12 @@
  * PGlite in DIALECT_DATA_DIR). Keys belong to the local owner unless --user names another user. With PGlite, run
  * these while the server is stopped (PGlite is one process's database); with PostgreSQL, any time.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDatabase, type Database } from '../../db/client.ts';
 import { getOrCreateOwner } from '../../db/server-queries.ts';
 import { createApiKey, getUser, listApiKeys, revokeApiKey } from '../../db/users.ts';
+import { dataDirHolder } from '../../server/data-dir-lock.ts';
 import { UsageError } from '../usage-error.ts';
 
 export const KEYS_HELP = `  dialect keys create --name NAME [--scope SCOPE]... [--user ID]
@@ -17,7 +19,22 @@ export const KEYS_HELP = `  dialect keys create --name NAME [--scope SCOPE]... [
 
 const KNOWN_SCOPES = new Set(['act_as_discord']);
 
-export async function runKeys(argv: readonly string[], open: () => Promise<Database> = () => openDatabase()): Promise<number> {
+/** Opens the database `dialect keys` works on, refusing an embedded one that a running server holds. */
+async function openForKeys(): Promise<Database> {
+  if (process.env.DATABASE_URL === undefined || process.env.DATABASE_URL.trim() === '') {
+    const dataDir = resolve(process.env.DIALECT_DATA_DIR?.trim() || 'data');
+    const holder = dataDirHolder(dataDir);
+    if (holder !== null) {
+      throw new UsageError(
+        `the server at ${holder.url} (pid ${holder.pid}) has the embedded database in ${dataDir} open; ` +
+          'stop it, run this, and start it again (or serve from PostgreSQL with DATABASE_URL)',
+      );
+    }
+  }
+  return openDatabase();
+}
+
+export async function runKeys(argv: readonly string[], open: () => Promise<Database> = openForKeys): Promise<number> {
   const [action, ...rest] = argv;
   const { values, positionals } = parseArgs({
     args: rest,
