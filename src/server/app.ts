@@ -179,6 +179,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         } catch (error) {
           return [error as ApiError];
         }
+        logger.info(
+          { transport: 'websocket', operation: payload.operationName ?? null, type: operation.operation, userId: principal.user.id },
+          'graphql request',
+        );
         const args: ExecutionArgs = {
           schema,
           document,

@@ -395,7 +395,10 @@ async function* jobStream(ctx: Context, jobId: string): AsyncGenerator<DbJob> {
     yield job;
     if (job.status !== 'queued' && job.status !== 'running') return;
     for await (const event of stream) {
-      job = await getJob(database, userId, jobId);
+      // The row changes at the start (queued → running) and at the end; progress in between lives in the events, so
+      // the row is read again only then, not on every step of every subscriber.
+      if (event.terminal) job = event.job ?? (await getJob(database, userId, jobId));
+      else if (job.status === 'queued') job = await getJob(database, userId, jobId);
       // Each event is a new state: fields below the job (its turn, image) are read afresh.
       ctx.loaders.clear();
       yield job;
