@@ -53,6 +53,9 @@ type Settings = {
 
 export class TurnService {
   #draining = false;
+  /** Requests admitted but not yet handed to the runner, per user and in all. */
+  readonly #admitting = new Map<string, number>();
+  #admittingTotal = 0;
 
   constructor(
     private readonly database: Database,
@@ -82,62 +85,57 @@ export class TurnService {
 
   async #request(userId: string, rateKey: string, request: TurnRequest): Promise<TurnOutcome> {
     const { task } = request;
-    if (this.#draining) throw new UserFailure('UNAVAILABLE', 'the server is shutting down; retry in a moment');
-    const waitMs = this.rate.take(rateKey);
-    if (waitMs > 0) {
-      throw new UserFailure('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
-    }
+    this.#checkOpen();
+    this.#takeRate(rateKey);
     const settings = this.#settings(request);
     this.#checkPrompt(request.prompt);
-    if (this.runner.activeJobs(userId) >= this.limits.maxActiveJobsPerUser) {
-      throw new UserFailure(
-        'RATE_LIMITED',
-        `you have ${this.limits.maxActiveJobsPerUser} jobs queued or running, the most allowed; wait for one to end`,
-      );
-    }
-    if (this.runner.queueDepth >= this.limits.maxQueue) {
-      throw new UserFailure('QUEUE_FULL', 'the server is busy (its queue is full); retry later');
-    }
-    const image =
-      task === 'generate' ? undefined : await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale);
-    const { conversationId, parentId } = await this.#place(userId, request);
-    const wait = request.wait ?? true;
-    // A request that waits starts on the model at once when the runner is idle enough, while its turn is written.
-    const early = wait
-      ? this.runner.startEarly(userId, {
+    const admission = this.#admit(userId);
+    try {
+      const image =
+        task === 'generate' ? undefined : await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale);
+      const { conversationId, parentId } = await this.#place(userId, request);
+      const wait = request.wait ?? true;
+      // A request that waits starts on the model at once when the runner is idle enough, while its turn is written.
+      const early = wait
+        ? this.runner.startEarly(userId, {
+            task,
+            prompt: request.prompt,
+            settings: { v: 1, ...settings },
+            parentId,
+            inputImages: [],
+            ...(image === undefined ? {} : { inputTokens: image.tokens }),
+          })
+        : null;
+      // From here the runner counts the job (as running, or once queued below).
+      if (early !== null) admission.release();
+      let added;
+      try {
+        added = await addTurn(this.database, userId, {
+          conversationId,
+          parentId,
           task,
           prompt: request.prompt,
-          settings: { v: 1, ...settings },
-          parentId,
-          inputImages: [],
-          ...(image === undefined ? {} : { inputTokens: image.tokens }),
-        })
-      : null;
-    let added;
-    try {
-      added = await addTurn(this.database, userId, {
-        conversationId,
-        parentId,
-        task,
-        prompt: request.prompt,
-        settings,
-        inputImages: image === undefined ? [] : [image.input],
-      });
-      if (added.jobId === null) throw new Error('addTurn made no job');
-    } catch (error) {
-      early?.abandon();
-      throw error;
+          settings,
+          inputImages: image === undefined ? [] : [image.input],
+        });
+        if (added.jobId === null) throw new Error('addTurn made no job');
+      } catch (error) {
+        early?.abandon();
+        throw error;
+      }
+      const { turn } = added;
+      const jobId = added.jobId;
+      if (early !== null) {
+        const ended = this.events.terminal(jobId);
+        early.attach(jobId);
+        const event = await ended;
+        return { turnId: turn.id, jobId, ...(event.job === undefined ? {} : { job: event.job }) };
+      }
+      const hint = { turn, ...(image === undefined ? {} : { inputTokens: image.tokens }) };
+      return await this.#run(userId, turn.id, jobId, wait, admission, hint);
+    } finally {
+      admission.release();
     }
-    const { turn } = added;
-    const jobId = added.jobId;
-    if (early !== null) {
-      const ended = this.events.terminal(jobId);
-      early.attach(jobId);
-      const event = await ended;
-      return { turnId: turn.id, jobId, ...(event.job === undefined ? {} : { job: event.job }) };
-    }
-    const hint = { turn, ...(image === undefined ? {} : { inputTokens: image.tokens }) };
-    return this.#run(userId, turn.id, jobId, wait, hint);
   }
 
   /** Runs a turn again with another seed: a sibling of the original, same task, prompt, images and settings. */
@@ -145,30 +143,78 @@ export class TurnService {
     const original = await getTurn(this.database, userId, input.turnId).catch((error: unknown) => {
       throw toUserError(error) === null ? error : new UserFailure('NOT_FOUND', 'no such turn', ['input', 'turnId']);
     });
-    if (this.#draining) throw new UserFailure('UNAVAILABLE', 'the server is shutting down; retry in a moment');
-    const waitMs = this.rate.take(rateKey);
-    if (waitMs > 0) throw new UserFailure('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
-    if (this.runner.activeJobs(userId) >= this.limits.maxActiveJobsPerUser) {
-      throw new UserFailure('RATE_LIMITED', `you have ${this.limits.maxActiveJobsPerUser} jobs queued or running, the most allowed`);
-    }
-    if (this.runner.queueDepth >= this.limits.maxQueue) throw new UserFailure('QUEUE_FULL', 'the server is busy; retry later');
+    this.#checkOpen();
+    this.#takeRate(rateKey);
     const seed = checkSeed(input.seed) ?? randomInt(0, MAX_API_SEED + 1);
-    const { v: _v, ...rest } = original.settings;
-    const { turn, jobId } = await addTurn(this.database, userId, {
-      conversationId: original.conversationId,
-      parentId: original.parentId,
-      task: original.task,
-      prompt: original.prompt,
-      settings: { ...rest, seed },
-      inputImages: original.inputImages.map((image) => ({ imageId: image.id })),
-    });
-    if (jobId === null) throw new Error('addTurn made no job');
-    return this.#run(userId, turn.id, jobId, input.wait ?? true);
+    const admission = this.#admit(userId);
+    try {
+      const { v: _v, ...rest } = original.settings;
+      const { turn, jobId } = await addTurn(this.database, userId, {
+        conversationId: original.conversationId,
+        parentId: original.parentId,
+        task: original.task,
+        prompt: original.prompt,
+        settings: { ...rest, seed },
+        inputImages: original.inputImages.map((image) => ({ imageId: image.id })),
+      });
+      if (jobId === null) throw new Error('addTurn made no job');
+      return await this.#run(userId, turn.id, jobId, input.wait ?? true, admission);
+    } finally {
+      admission.release();
+    }
   }
 
-  async #run(userId: string, turnId: string, jobId: string, wait: boolean, hint?: JobHint): Promise<TurnOutcome> {
+  #checkOpen(): void {
+    if (this.#draining) throw new UserFailure('UNAVAILABLE', 'the server is shutting down; retry in a moment');
+  }
+
+  #takeRate(rateKey: string): void {
+    const waitMs = this.rate.take(rateKey);
+    if (waitMs > 0) throw new UserFailure('RATE_LIMITED', `too many requests; retry in ${Math.ceil(waitMs / 1000)} s`);
+  }
+
+  /**
+   * Checks the per-user job cap and the queue, counting requests admitted but not yet handed to the runner (they
+   * are still writing their turn), so that concurrent requests cannot slip past either limit together. `release`
+   * once the runner counts the job (or the request failed); releasing twice is harmless.
+   */
+  #admit(userId: string): { release(): void } {
+    const pendingOfUser = this.#admitting.get(userId) ?? 0;
+    if (this.runner.activeJobs(userId) + pendingOfUser >= this.limits.maxActiveJobsPerUser) {
+      throw new UserFailure(
+        'RATE_LIMITED',
+        `you have ${this.limits.maxActiveJobsPerUser} jobs queued or running, the most allowed; wait for one to end`,
+      );
+    }
+    if (this.runner.queueDepth + this.#admittingTotal >= this.limits.maxQueue) {
+      throw new UserFailure('QUEUE_FULL', 'the server is busy (its queue is full); retry later');
+    }
+    this.#admitting.set(userId, pendingOfUser + 1);
+    this.#admittingTotal += 1;
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#admittingTotal -= 1;
+        const left = (this.#admitting.get(userId) ?? 1) - 1;
+        if (left <= 0) this.#admitting.delete(userId);
+        else this.#admitting.set(userId, left);
+      },
+    };
+  }
+
+  async #run(
+    userId: string,
+    turnId: string,
+    jobId: string,
+    wait: boolean,
+    admission: { release(): void },
+    hint?: JobHint,
+  ): Promise<TurnOutcome> {
     const ended = wait ? this.events.terminal(jobId) : undefined;
     this.runner.enqueue(jobId, userId, hint);
+    admission.release();
     if (ended === undefined) return { turnId, jobId };
     const event = await ended;
     return { turnId, jobId, ...(event.job === undefined ? {} : { job: event.job }) };
