@@ -99,7 +99,10 @@ export type Image = {
   tokens: Array<Scalars['Int']['output']>;
   /** The turn that produced (or uploaded) it. */
   turn: Maybe<Turn>;
-  /** URL of the PNG (relative to the server), re-rendered from the tokens when no cached copy exists. */
+  /**
+   * URL of the PNG, relative to the server (prefix the server's base URL), re-rendered from the tokens when no cached
+   * copy exists. Signed for the caller: it needs no key, cannot be altered, and expires (a day by default).
+   */
   url: Scalars['String']['output'];
   width: Scalars['Int']['output'];
 };
