@@ -59,8 +59,8 @@ UNIFIED_SEED0 = 2 * 10**8          # unified records: dataset.example(seed) from
 CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for train and serve
 
 # defaults: (steps, minutes on the 2-core CPU)
-PLAN = {"llm-text": (600, 4), "ta-tok": (6000, 24), "vq-vae": (2500, 9), "ar-dtok": (2500, 12),
-        "unified": (6000, 36)}
+PLAN = {"llm-text": (600, 4), "ta-tok": (6000, 24), "vq-vae": (2500, 9), "ar-dtok": (3000, 18),
+        "unified": (6000, 33)}
 
 
 # ============================================================================================== configs
@@ -526,6 +526,50 @@ def stage_vq_vae(run, a):
     log(f"[vq-vae] {info}")
     atomic_save({"vq": vq.state_dict()}, run.path("vq-vae.pt"))
     return info
+
+
+def refine_vq_decoder(run, a, minutes, steps=4000):
+    """VQ-VAE phase 2: the encoder and codebook frozen (so the codes, and the AR-DTok trained on them, stay
+    valid), the decoder fine-tuned for sharp small shapes: L1 + L2 weighted ×10 on foreground pixels plus an
+    image-gradient (edge) loss. Writes the refined decoder into OUT/vq-vae.pt."""
+    tok, text_vocab = load_tok(run)
+    cfgs = make_configs(text_vocab)
+    vq = load_vq(run, cfgs, a.device)
+    pool = np.load(run.path("pool.npz"))
+    imgs, labs = pool["images"], pool["labels"]
+    from train.common import _BGP
+    bgs = torch.from_numpy(_BGP / 255.0).float()
+    n, B = len(imgs), 32
+    opt = torch.optim.AdamW(vq.decoder.parameters(), lr=5e-4, weight_decay=0.0)
+    t0 = time.time()
+    step = 0
+    vq.decoder.train()
+
+    def grads(t):
+        return t[..., 1:, :] - t[..., :-1, :], t[..., :, 1:] - t[..., :, :-1]
+
+    while step < steps and time.time() - t0 < minutes * 60:
+        g = torch.Generator().manual_seed(SEED + 17 * step + 1)
+        idx = torch.randint(0, n, (B,), generator=g).numpy()
+        x = torch.from_numpy(imgs[idx]).to(a.device).permute(0, 3, 1, 2).float() / 255.0
+        bg = bgs[torch.from_numpy(labs[idx, 0])].to(a.device)[:, :, None, None]
+        with torch.no_grad():
+            codes = vq_quantize(vq, vq.encoder(x * 2 - 1))[1]
+        rec = vq.decode_codes(codes)
+        w = 1.0 + 9.0 * ((x - bg).abs().sum(1, keepdim=True) > 0.1).float()
+        gy, gx = grads(rec)
+        ty, tx = grads(x)
+        loss = (w * ((rec - x).abs() + (rec - x) ** 2)).mean() + (gy - ty).abs().mean() + (gx - tx).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            log(f"[vq-refine] step {step} loss {float(loss):.4f} elapsed {(time.time() - t0) / 60:.1f}m")
+        step += 1
+    vq.eval()
+    atomic_save({"vq": vq.state_dict()}, run.path("vq-vae.pt"))
+    log(f"[vq-refine] {step} steps in {(time.time() - t0) / 60:.1f} min")
+    return {"refine_steps": step, "refine_minutes": round((time.time() - t0) / 60, 2)}
 
 
 @torch.no_grad()
@@ -1006,6 +1050,8 @@ def main():
     ap.add_argument("--ta-entropy", type=float, default=0.5, help="TA-Tok codebook-usage entropy weight")
     ap.add_argument("--ta-tau", type=float, default=0.05, help="TA-Tok soft-assignment temperature")
     ap.add_argument("--smoke", action="store_true", help="tiny data and a few steps per stage")
+    ap.add_argument("--vq-refine-minutes", type=float, default=0.0,
+                    help="only refine the VQ decoder of a finished vq-vae stage for this many minutes")
     ap.add_argument("--eval", action="store_true", help="only run the PyTorch quick eval of a finished run")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -1019,6 +1065,13 @@ def main():
     run = Run(a.out)
     if a.eval:
         quick_eval(run, a, n=a.eval_n, cfg_scales=(1.0, 2.0, 3.0))
+        return
+    if a.vq_refine_minutes:
+        torch.set_num_threads(1)
+        info = refine_vq_decoder(run, a, a.vq_refine_minutes)
+        run.times.setdefault("vq-vae", {}).update(info)
+        with open(run.times_path, "w") as f:
+            json.dump(run.times, f, indent=2)
         return
     todo = a.stage or STAGES
     for st in STAGES:
