@@ -506,7 +506,7 @@ export async function writeOutputImages(tx: Db, owner: string, turnId: string, r
   await tx.insert(turnImages).values(rows.map((row, position) => ({ turnId, imageId: row.id!, role: 'output' as const, position })));
 }
 
-function checkSettings(settings: Omit<TurnSettings, 'v'>): TurnSettings {
+export function checkSettings(settings: Omit<TurnSettings, 'v'>): TurnSettings {
   const { seed, scale, sampling, detokSampling } = settings;
   if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) {
     throw new DbError('INVALID_INPUT', 'seed must be a non-negative safe integer', { field: 'seed' });
