@@ -4,6 +4,7 @@
  * always delivered before its stream completes.
  */
 
+import type { Turn } from '../../db/conversations.ts';
 import type { Job } from '../../db/jobs.ts';
 
 /** Live progress of a job, merged over its stored row by the API. */
@@ -20,6 +21,8 @@ export interface JobEvent {
   progress: JobProgress;
   /** On the terminal event, the job's stored row as it ended (when the runner wrote it). */
   job?: Job;
+  /** On the terminal event of a job that this process queued, its turn as stored at the end (no read needed). */
+  turn?: Turn;
 }
 
 type Listener = (event: JobEvent) => void;

@@ -9,8 +9,9 @@ import { hostname } from 'node:os';
 import type { Database } from '../../db/client.ts';
 import { getTurn, getTurnPath, type Turn as DbTurn, type TurnResult } from '../../db/conversations.ts';
 import { getImage } from '../../db/images.ts';
-import { claimNextJob, completeJob, failJob, getJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob, type Job as DbJob } from '../../db/jobs.ts';
-import { claimJob, listQueuedJobs } from '../../db/server-queries.ts';
+import { claimNextJob, failJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob, type Job as DbJob } from '../../db/jobs.ts';
+import { listQueuedJobs } from '../../db/server-queries.ts';
+import { finishJob } from '../../db/turn-writes.ts';
 import { ModelError, type ImageTokens, type ProgressEvent, type TarModel, type Timings, type Turn } from '../../model/index.ts';
 import { modelErrorCode } from '../errors.ts';
 import type { Logger } from '../logging.ts';
@@ -32,7 +33,7 @@ export interface JobRunnerOptions {
  * database.
  */
 interface Progress {
-  publish(progress: JobProgress, terminal?: boolean, job?: DbJob): void;
+  publish(progress: JobProgress, terminal?: boolean, job?: DbJob, turn?: DbTurn): void;
   onProgress(event: ProgressEvent): void;
 }
 
@@ -45,8 +46,10 @@ export type JobSpec = Pick<DbTurn, 'task' | 'prompt' | 'settings' | 'parentId'> 
 
 /** A request started ahead of its job row (see JobRunner.startEarly). */
 export interface EarlyRun {
-  /** The turn and job are written: claim that job and finish it. */
-  attach(jobId: string): void;
+  /** Who the job row is written running for (startTurn's `claim`): this runner, with its lease. */
+  readonly claim: { workerId: string; leaseMs: number };
+  /** The turn and its job are written, the job already running for this runner: finish it. */
+  attach(job: ClaimedJob, turn: DbTurn): void;
   /** Writing the turn failed: stop the model and free the slot. */
   abandon(): void;
 }
@@ -239,7 +242,7 @@ export class JobRunner {
       const turn = hint?.turn ?? (await getTurn(this.database, job.userId, job.turnId));
       return this.#execute(turn, job.userId, running.controller.signal, progress.onProgress, hint?.inputTokens);
     })();
-    running.done = this.#finish(job, running, result, progress).finally(() => this.#release(job.id));
+    running.done = this.#finish(job, running, result, progress, hint?.turn).finally(() => this.#release(job.id));
   }
 
   /**
@@ -271,33 +274,15 @@ export class JobRunner {
     result.catch(() => undefined);
     this.#gauges();
     return {
-      attach: (id: string) => {
+      claim: { workerId: this.workerId, leaseMs: this.#leaseMs },
+      attach: (job: ClaimedJob, turn: DbTurn) => {
+        const id = job.id;
         jobId = id;
         this.#running.delete(key);
         this.#running.set(id, running);
-        void (async () => {
-          const job = await claimJob(this.database, id, this.workerId, { leaseMs: this.#leaseMs })
-            .catch((error: unknown) => {
-              this.logger.error({ err: error, jobId: id }, 'claiming a started job failed; it stays queued');
-              return null;
-            })
-            .finally(settleClaim);
-          if (job === null) {
-            // Cancelled between its writing and its claim (or the claim failed): the model's work is dropped.
-            running.reason ??= 'cancelled';
-            running.controller.abort(new Error('cancelled'));
-            await result.catch(() => undefined);
-            const ended = await getJob(this.database, userId, id).catch(() => undefined);
-            if (ended !== undefined && ended.status === 'queued') {
-              // The claim itself failed: let the queue run it.
-              this.#queued.set(id, userId);
-              return;
-            }
-            this.events.publish({ jobId: id, terminal: true, progress: { stage: 'DONE', done: 1, total: 1 }, ...(ended === undefined ? {} : { job: ended }) });
-            return;
-          }
-          await this.#finish(job, running, result, progress);
-        })()
+        // The row was written running for this worker: nothing to claim, and the queue may be pumped again.
+        settleClaim();
+        this.#finish(job, running, result, progress, turn)
           .catch((error: unknown) => this.logger.error({ err: error, jobId: id }, 'an early run failed unexpectedly'))
           .finally(() => {
             this.#release(id);
@@ -334,14 +319,14 @@ export class JobRunner {
   #progress(jobId: () => string | undefined): Progress {
     let lastSent = 0;
     let lastStage: JobProgress['stage'] = 'QUEUED';
-    const publish = (progress: JobProgress, terminal = false, job?: DbJob) => {
+    const publish = (progress: JobProgress, terminal = false, job?: DbJob, turn?: DbTurn) => {
       const id = jobId();
       if (id === undefined) return;
       const now = Date.now();
       if (!terminal && progress.stage === lastStage && now - lastSent < this.#progressMs && progress.done < progress.total) return;
       lastSent = now;
       lastStage = progress.stage;
-      this.events.publish({ jobId: id, terminal, progress, ...(job === undefined ? {} : { job }) });
+      this.events.publish({ jobId: id, terminal, progress, ...(job === undefined ? {} : { job }), ...(turn === undefined ? {} : { turn }) });
     };
     const onProgress = (event: ProgressEvent) => publish({ stage: STAGES[event.stage], done: event.done, total: event.total });
     return { publish, onProgress };
@@ -353,6 +338,7 @@ export class JobRunner {
     running: Running,
     pending: Promise<TurnResult>,
     progress: Progress,
+    turn?: DbTurn,
   ): Promise<void> {
     const log = this.logger.child({ jobId: job.id, userId: job.userId, task: job.task });
     const startedAt = Date.now();
@@ -367,9 +353,13 @@ export class JobRunner {
     }, Math.max(1000, Math.floor(this.#leaseMs / 3)));
     lease.unref();
     let ended: DbJob | undefined;
+    let endedTurn: DbTurn | undefined;
     try {
       const result = await pending;
-      ended = await completeJob(this.database, job.id, this.workerId, result);
+      const finished = await finishJob(this.database, job.id, this.workerId, job, result);
+      ended = finished.job;
+      // The turn as stored now, from what the request wrote and what finishJob returned: no read-back.
+      if (turn !== undefined) endedTurn = { ...turn, ...finished.turn };
       const t = result.timings as unknown as Timings;
       this.metrics.jobsFinished.inc({ task: job.task, status: 'succeeded' });
       this.metrics.jobLatency.observe({ task: job.task }, (Date.now() - job.createdAt.getTime()) / 1000);
@@ -384,7 +374,7 @@ export class JobRunner {
       ended = await this.#fail(job, running, error, log);
     } finally {
       clearInterval(lease);
-      progress.publish({ stage: 'DONE', done: 1, total: 1 }, true, ended);
+      progress.publish({ stage: 'DONE', done: 1, total: 1 }, true, ended, endedTurn);
     }
   }
 

@@ -5,10 +5,11 @@
  */
 import { randomInt } from 'node:crypto';
 import type { Database } from '../../db/client.ts';
-import { addTurn, createConversation, getTurn, type TurnImageInput } from '../../db/conversations.ts';
+import { addTurn, getTurn, type Turn as DbTurn, type TurnImageInput } from '../../db/conversations.ts';
 import { getImage } from '../../db/images.ts';
 import type { Job } from '../../db/jobs.ts';
 import { getLatestTurnId } from '../../db/server-queries.ts';
+import { startTurn } from '../../db/turn-writes.ts';
 import type { ImageTokens, TarModel } from '../../model/index.ts';
 import type { Limits } from '../config.ts';
 import { toUserError, UserFailure } from '../errors.ts';
@@ -42,6 +43,8 @@ export interface TurnOutcome {
   jobId: string;
   /** The job's row as it ended (when the request waited for it). */
   job?: Job;
+  /** The turn as it ended (when the request waited for it and this process ran it): the payload needs no read. */
+  turn?: DbTurn;
 }
 
 type Settings = {
@@ -93,7 +96,7 @@ export class TurnService {
     try {
       const image =
         task === 'generate' ? undefined : await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale);
-      const { conversationId, parentId } = await this.#place(userId, request);
+      const { conversation, parentId } = await this.#place(userId, request);
       const wait = request.wait ?? true;
       // A request that waits starts on the model at once when the runner is idle enough, while its turn is written.
       const early = wait
@@ -108,31 +111,41 @@ export class TurnService {
         : null;
       // From here the runner counts the job (as running, or once queued below).
       if (early !== null) admission.release();
-      let added;
+      let started;
       try {
-        added = await addTurn(this.database, userId, {
-          conversationId,
+        // One statement: the conversation (when new), the turn, its input image and its job (running for the
+        // runner when it started early, else queued).
+        started = await startTurn(this.database, userId, {
+          conversation,
           parentId,
           task,
           prompt: request.prompt,
           settings,
-          inputImages: image === undefined ? [] : [image.input],
+          ...(image === undefined ? {} : { inputImage: image.input }),
+          ...(early === null ? {} : { claim: early.claim }),
         });
-        if (added.jobId === null) throw new Error('addTurn made no job');
       } catch (error) {
         early?.abandon();
+        if ((error as { code?: unknown }).code === 'NOT_FOUND' && /image/.test((error as Error).message)) {
+          throw new UserFailure('NOT_FOUND', 'no such image', ['input', 'image', 'id']);
+        }
+        if ((error as { code?: unknown }).code === 'NOT_FOUND') {
+          throw new UserFailure('NOT_FOUND', /parent/.test((error as Error).message) ? 'no such turn' : 'no such conversation', [
+            'input',
+            /parent/.test((error as Error).message) ? 'parentTurnId' : 'conversationId',
+          ]);
+        }
         throw error;
       }
-      const { turn } = added;
-      const jobId = added.jobId;
+      const { turn, job } = started;
       if (early !== null) {
-        const ended = this.events.terminal(jobId);
-        early.attach(jobId);
+        const ended = this.events.terminal(job.id);
+        early.attach(job, turn);
         const event = await ended;
-        return { turnId: turn.id, jobId, ...(event.job === undefined ? {} : { job: event.job }) };
+        return { turnId: turn.id, jobId: job.id, ...(event.job === undefined ? {} : { job: event.job }), ...(event.turn === undefined ? {} : { turn: event.turn }) };
       }
       const hint = { turn, ...(image === undefined ? {} : { inputTokens: image.tokens }) };
-      return await this.#run(userId, turn.id, jobId, wait, admission, hint);
+      return await this.#run(userId, turn.id, job.id, wait, admission, hint);
     } finally {
       admission.release();
     }
@@ -217,7 +230,7 @@ export class TurnService {
     admission.release();
     if (ended === undefined) return { turnId, jobId };
     const event = await ended;
-    return { turnId, jobId, ...(event.job === undefined ? {} : { job: event.job }) };
+    return { turnId, jobId, ...(event.job === undefined ? {} : { job: event.job }), ...(event.turn === undefined ? {} : { turn: event.turn }) };
   }
 
   #checkPrompt(prompt: string): void {
@@ -320,15 +333,17 @@ export class TurnService {
     return { input, tokens };
   }
 
-  /** The conversation and parent turn of a new turn: given, the conversation's latest turn, or a new conversation. */
-  async #place(userId: string, request: TurnRequest): Promise<{ conversationId: string; parentId: string | null }> {
+  /**
+   * The conversation and parent turn of a new turn: given, the conversation's latest turn, or a new conversation
+   * (written by startTurn with the turn).
+   */
+  async #place(userId: string, request: TurnRequest): Promise<{ conversation: { id: string } | { title: string }; parentId: string | null }> {
     if (request.conversationId == null) {
       if (request.parentTurnId != null) {
         const parent = await this.#turn(userId, request.parentTurnId, ['input', 'parentTurnId']);
-        return { conversationId: parent.conversationId, parentId: parent.id };
+        return { conversation: { id: parent.conversationId }, parentId: parent.id };
       }
-      const conversation = await createConversation(this.database, userId, { title: titleOf(request.prompt) });
-      return { conversationId: conversation.id, parentId: null };
+      return { conversation: { title: titleOf(request.prompt) }, parentId: null };
     }
     let latest: string | null;
     try {
@@ -344,9 +359,9 @@ export class TurnService {
       if (parent.conversationId !== request.conversationId) {
         throw new UserFailure('NOT_FOUND', 'no such turn in the conversation', ['input', 'parentTurnId']);
       }
-      return { conversationId: parent.conversationId, parentId: parent.id };
+      return { conversation: { id: parent.conversationId }, parentId: parent.id };
     }
-    return { conversationId: request.conversationId, parentId: latest };
+    return { conversation: { id: request.conversationId }, parentId: latest };
   }
 
   async #turn(userId: string, turnId: string, field: string[]) {
