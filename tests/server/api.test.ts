@@ -350,5 +350,23 @@ function suite(): void {
       const still = await exec(server, `query($c: ID!) { conversation(id: $c) { title } }`, { c: ids.c }, ann);
       assert.equal(still.data.conversation.title, 'ann secret lighthouse');
     });
+
+    test('an image deleted with its conversation is NOT_FOUND by id, though its tokens were just used, and nothing is written', async () => {
+      const ann = freshUser();
+      const g = await exec(server, GENERATE, { input: { prompt: 'soon gone' } }, ann);
+      const image = g.data.generate.turn.image.id;
+      const u = await exec(server, UNDERSTAND, { input: { prompt: 'what is it?', image: { id: image } } }, ann);
+      assert.equal(u.data.understand.turn.status, 'SUCCEEDED');
+      for (const c of [g.data.generate.turn.conversation.id, u.data.understand.turn.conversation.id]) {
+        const d = await exec(server, `mutation($id: ID!) { deleteConversation(id: $id) { errors { code } } }`, { id: c }, ann);
+        assert.deepEqual(d.data.deleteConversation.errors, []);
+      }
+      for (const [query, name] of [[UNDERSTAND, 'understand'], [EDIT, 'edit']] as const) {
+        const m = await exec(server, query, { input: { prompt: 'again', image: { id: image } } }, ann);
+        assert.deepEqual(m.data[name].errors.map((e: { code: string; field: string[] | null }) => [e.code, e.field]), [['NOT_FOUND', ['input', 'image', 'id']]]);
+      }
+      const left = await exec(server, `{ conversations { edges { node { id } } } }`, {}, ann);
+      assert.deepEqual(left.data.conversations.edges, [], 'no conversation was made by the refused requests');
+    });
   });
 }

@@ -16,6 +16,7 @@ import { ModelError, type ImageTokens, type ProgressEvent, type TarModel, type T
 import { modelErrorCode } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import type { ServerMetrics } from '../metrics.ts';
+import { ImageTokenCache } from '../services/image-cache.ts';
 import type { JobEvents, JobProgress } from './events.ts';
 
 export interface JobRunnerOptions {
@@ -77,6 +78,8 @@ const STAGES: Record<ProgressEvent['stage'], JobProgress['stage']> = {
 
 export class JobRunner {
   readonly workerId = `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+  /** Tokens of images read or made here, by user and id (shared with TurnService). */
+  readonly images = new ImageTokenCache();
   /** Queued jobs known to this process, by id → user. */
   readonly #queued = new Map<string, string>();
   readonly #running = new Map<string, Running>();
@@ -358,6 +361,11 @@ export class JobRunner {
       const result = await pending;
       const finished = await finishJob(this.database, job.id, this.workerId, job, result);
       ended = finished.job;
+      // The next request often edits or asks about the image just made: keep its tokens.
+      finished.turn.outputImages.forEach((image, index) => {
+        const made = result.outputImages?.[index];
+        if (made !== undefined) this.images.set(job.userId, image.id, { tokens: made.tokens, scale: made.scale });
+      });
       // The turn as stored now, from what the request wrote and what finishJob returned: no read-back.
       if (turn !== undefined) endedTurn = { ...turn, ...finished.turn };
       const t = result.timings as unknown as Timings;
@@ -502,8 +510,12 @@ export class JobRunner {
   }
 
   async #tokens(userId: string, imageId: string): Promise<ImageTokens> {
+    const known = this.images.get(userId, imageId);
+    if (known !== undefined) return known;
     const image = await getImage(this.database, userId, imageId);
-    return { tokens: image.tokens, scale: image.scale };
+    const tokens = { tokens: image.tokens, scale: image.scale };
+    this.images.set(userId, imageId, tokens);
+    return tokens;
   }
 }
 

@@ -18,6 +18,7 @@ import type { JobEvents } from '../jobs/events.ts';
 import type { JobHint, JobRunner } from '../jobs/runner.ts';
 import type { RateLimiter } from '../limits.ts';
 import type { ServerMetrics } from '../metrics.ts';
+import { ImageTokenCache } from './image-cache.ts';
 import { readUpload } from './uploads.ts';
 
 /** Seeds fit GraphQL's Int: 0 … 2^31 − 1. */
@@ -68,6 +69,8 @@ export class TurnService {
     private readonly limits: Limits,
     private readonly rate: RateLimiter,
     private readonly metrics: ServerMetrics,
+    /** Tokens of images by user and id (shared with the runner): see image-cache.ts. */
+    private readonly images: ImageTokenCache = new ImageTokenCache(),
   ) {}
 
   /** Refuses new model requests (shutdown). */
@@ -138,6 +141,8 @@ export class TurnService {
         throw error;
       }
       const { turn, job } = started;
+      const stored = turn.inputImages[0];
+      if (image !== undefined && stored !== undefined) this.images.set(userId, stored.id, image.tokens);
       if (early !== null) {
         const ended = this.events.terminal(job.id);
         early.attach(job, turn);
@@ -296,8 +301,12 @@ export class TurnService {
       throw new UserFailure('INVALID_INPUT', 'give exactly one of image.id and image.base64', ['input', 'image']);
     }
     if (hasId) {
+      // Known tokens skip the read; startTurn still checks, in its one statement, that the image is the user's.
+      const known = this.images.get(userId, image.id as string);
+      if (known !== undefined) return { input: { imageId: image.id as string }, tokens: known };
       try {
         const stored = await getImage(this.database, userId, image.id as string);
+        this.images.set(userId, stored.id, { tokens: stored.tokens, scale: stored.scale });
         return { input: { imageId: stored.id }, tokens: { tokens: stored.tokens, scale: stored.scale } };
       } catch (error) {
         if ((error as { code?: unknown }).code === 'NOT_FOUND') {
