@@ -139,35 +139,41 @@ export async function claimNextJob(
 ): Promise<ClaimedJob | null> {
   const leaseMs = checkLease(options.leaseMs);
   checkWorker(workerId);
-  return guard(() =>
-    database.db.transaction(async (tx) => {
-      const next = tx
-        .select({ id: jobs.id })
-        .from(jobs)
-        .where(eq(jobs.status, 'queued'))
-        .orderBy(jobs.createdAt, jobs.id)
-        .limit(1)
-        .for('update', { skipLocked: true });
-      const [row] = await tx
-        .update(jobs)
-        .set({
-          status: 'running',
-          attempts: sql`${jobs.attempts} + 1`,
-          workerId,
-          startedAt: sql`now()`,
-          leaseExpiresAt: sql`now() + ${`${leaseMs} milliseconds`}::interval`,
-        })
-        .where(eq(jobs.id, sql`(${next})`))
-        .returning();
-      if (row === undefined) return null;
-      const [turn] = await tx
-        .update(turns)
-        .set({ status: 'running', updatedAt: sql`now()` })
-        .where(eq(turns.id, row.turnId))
-        .returning({ conversationId: turns.conversationId, task: turns.task });
-      return { ...toJob(row), userId: row.userId, conversationId: turn!.conversationId, task: turn!.task };
-    }),
-  );
+  // One statement (one round trip, atomic): pick the oldest queued row, skipping rows other workers hold, mark it
+  // and its turn running, and return what the worker needs.
+  return guard(async () => {
+    const result = await database.db.execute(sql`
+      with next as (
+        select id from ${jobs} where status = 'queued' order by created_at, id limit 1 for update skip locked
+      ), j as (
+        update ${jobs} set status = 'running', attempts = ${jobs}.attempts + 1, worker_id = ${workerId}::text, started_at = now(),
+          lease_expires_at = now() + ${`${leaseMs} milliseconds`}::interval
+        from next where ${jobs}.id = next.id
+        returning ${jobs}.*
+      ), t as (
+        update ${turns} set status = 'running', updated_at = now() from j where ${turns}.id = j.turn_id
+        returning ${turns}.conversation_id, ${turns}.task
+      )
+      select j.*, t.conversation_id as turn_conversation_id, t.task as turn_task from j, t`);
+    const [row] = ((result as { rows?: Record<string, unknown>[] }).rows ?? (result as unknown as Record<string, unknown>[]));
+    if (row === undefined) return null;
+    const at = (value: unknown): Date | null => (value == null ? null : value instanceof Date ? value : new Date(String(value)));
+    return {
+      id: String(row.id),
+      turnId: String(row.turn_id),
+      status: row.status as JobStatus,
+      attempts: Number(row.attempts),
+      maxAttempts: Number(row.max_attempts),
+      errorCode: (row.error_code as string | null) ?? null,
+      errorMessage: (row.error_message as string | null) ?? null,
+      createdAt: at(row.created_at)!,
+      startedAt: at(row.started_at),
+      finishedAt: at(row.finished_at),
+      userId: String(row.user_id),
+      conversationId: String(row.turn_conversation_id),
+      task: row.turn_task as TurnTask,
+    };
+  });
 }
 
 /** Extends the lease of a job this worker runs; INVALID_STATE when it is no longer the worker's (cancelled, recovered). */
