@@ -54,15 +54,34 @@ export async function findOrCreateDiscordUser(
   checkDiscordId(input.discordId);
   checkText('displayName', input.displayName);
   return guard(async () => {
-    await database.db
-      .insert(users)
-      .values({ id: newId(), displayName: input.displayName, discordId: input.discordId })
-      .onConflictDoNothing({ target: users.discordId });
-    const [row] = await database.db.select().from(users).where(eq(users.discordId, input.discordId));
-    if (row === undefined) throw new DbError('INTERNAL', 'Discord user vanished after insert');
-    return toUser(row);
+    // One statement in the usual case (the user exists: a read, nothing written); it inserts only when none is found.
+    const [row] = rawRows(
+      await database.db.execute(sql`
+        with found as (select * from ${users} where discord_id = ${input.discordId}::text),
+        made as (
+          insert into ${users} (id, display_name, discord_id)
+          select ${newId()}::uuid, ${input.displayName}::text, ${input.discordId}::text where not exists (select 1 from found)
+          on conflict (discord_id) do nothing
+          returning *
+        )
+        select * from found union all select * from made`),
+    );
+    if (row !== undefined) return userOf(row);
+    // A concurrent first call made the user after this statement's snapshot: read it.
+    const [again] = await database.db.select().from(users).where(eq(users.discordId, input.discordId));
+    if (again === undefined) throw new DbError('INTERNAL', 'Discord user vanished after insert');
+    return toUser(again);
   });
 }
+
+type RawRow = Record<string, unknown>;
+const rawRows = (result: unknown): RawRow[] => (result as { rows?: RawRow[] }).rows ?? (result as RawRow[]);
+const userOf = (row: RawRow): User => ({
+  id: String(row.id),
+  displayName: String(row.display_name),
+  discordId: (row.discord_id as string | null) ?? null,
+  createdAt: row.created_at instanceof Date ? row.created_at : new Date(String(row.created_at)),
+});
 
 /** Deletes the acting user and everything they own (conversations, turns, images, jobs, keys). */
 export async function deleteUser(database: Database, userId: string): Promise<void> {
@@ -169,16 +188,30 @@ export async function revokeApiKey(database: Database, userId: string, keyId: st
 export async function authenticateApiKey(
   database: Database,
   key: string,
-): Promise<{ userId: string; keyId: string; scopes: string[] } | null> {
+): Promise<{ userId: string; keyId: string; scopes: string[]; user: User } | null> {
   if (typeof key !== 'string' || key.length > 200) return null;
   return guard(async () => {
-    const [row] = await database.db
-      .update(apiKeys)
-      .set({
-        lastUsedAt: sql`case when ${apiKeys.lastUsedAt} is null or ${apiKeys.lastUsedAt} < now() - interval '1 minute' then now() else ${apiKeys.lastUsedAt} end`,
-      })
-      .where(and(eq(apiKeys.keyHash, hashApiKey(key)), isNull(apiKeys.revokedAt)))
-      .returning({ userId: apiKeys.userId, keyId: apiKeys.id, scopes: apiKeys.scopes });
-    return row ?? null;
+    // One statement: the live key and its user; last_used_at is written at most once a minute (a plain read else),
+    // so authenticating is not a write per request. A revoked key is refused at once (nothing is cached).
+    const [row] = rawRows(
+      await database.db.execute(sql`
+        with k as (
+          select id, user_id, scopes, last_used_at from ${apiKeys} where key_hash = ${hashApiKey(key)}::text and revoked_at is null
+        ),
+        touched as (
+          update ${apiKeys} set last_used_at = now() from k
+          where ${apiKeys}.id = k.id and (k.last_used_at is null or k.last_used_at < now() - interval '1 minute')
+        )
+        select k.id as key_id, k.scopes, u.* from k join ${users} u on u.id = k.user_id`),
+    );
+    if (row === undefined) return null;
+    const scopes = Array.isArray(row.scopes) ? (row.scopes as string[]) : parseTextArray(String(row.scopes));
+    return { userId: String(row.id), keyId: String(row.key_id), scopes, user: userOf(row) };
   });
+}
+
+/** A text[] in PostgreSQL's text form, for a driver that leaves it unparsed (scopes are plain words). */
+function parseTextArray(text: string): string[] {
+  const inner = text.replace(/^\{|\}$/g, '');
+  return inner === '' ? [] : inner.split(',').map((part) => part.replace(/^"|"$/g, ''));
 }

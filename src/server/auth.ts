@@ -9,7 +9,7 @@
  */
 import type { Database } from '../db/client.ts';
 import { getOrCreateOwner, hasActiveApiKeys } from '../db/server-queries.ts';
-import { authenticateApiKey, findOrCreateDiscordUser, getUser, type User } from '../db/users.ts';
+import { authenticateApiKey, findOrCreateDiscordUser, type User } from '../db/users.ts';
 import { ApiError } from './errors.ts';
 
 export const DISCORD_USER_HEADER = 'x-dialect-discord-user';
@@ -81,7 +81,8 @@ export class Authenticator {
       if (match === null) throw new ApiError('UNAUTHENTICATED', 'the Authorization header must be "Bearer <key>"');
       const found = await authenticateApiKey(this.database, match[1] as string);
       if (found === null) throw new ApiError('UNAUTHENTICATED', 'unknown or revoked API key');
-      const user = await getUser(this.database, found.userId);
+      // The key's user comes with it (one statement, no second read).
+      const user = found.user;
       principal = { user, keyId: found.keyId, scopes: found.scopes, rateKey: user.id };
     }
     const discordId = credentials.discordUser?.trim();

@@ -44,8 +44,12 @@ forEachDriver((context) => {
     assert.equal(row!.lastUsedAt, null);
 
     const who = await authenticateApiKey(database, key);
-    assert.deepEqual(who, { userId: user.id, keyId: apiKey.id, scopes: ['read', 'generate'] });
-    assert.ok((await listApiKeys(database, user.id))[0]!.lastUsedAt instanceof Date);
+    assert.deepEqual(who, { userId: user.id, keyId: apiKey.id, scopes: ['read', 'generate'], user });
+    const used = (await listApiKeys(database, user.id))[0]!.lastUsedAt;
+    assert.ok(used instanceof Date);
+    // Within a minute the use is not written again (authenticating is a read, not a write per request).
+    assert.ok(await authenticateApiKey(database, key));
+    assert.equal((await listApiKeys(database, user.id))[0]!.lastUsedAt?.getTime(), used.getTime());
     assert.equal(await authenticateApiKey(database, `${key}x`), null);
     assert.equal(await authenticateApiKey(database, 'x'.repeat(1000)), null);
 
