@@ -62,6 +62,11 @@ export class Loaders {
     return this.#once(`j:${id}`, () => getJob(this.database, this.userId, id));
   }
 
+  /** Remembers a turn or job the request already holds as stored (a mutation's result), so its fields read no row. */
+  prime(kind: 't' | 'j', id: string, value: Turn | Job): void {
+    this.#memo.set(`${kind}:${id}`, Promise.resolve(value));
+  }
+
   /** Forgets what was read (after a mutation changed it). */
   clear(): void {
     this.#memo.clear();

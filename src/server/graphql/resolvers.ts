@@ -138,6 +138,9 @@ async function turnPayload(
   return payload<{ turn: DbTurn | null; job: DbJob | null }>(async () => {
     const outcome = await run();
     ctx.loaders.clear();
+    // A waited-for request carries its turn and job as they ended (built from what the two writes returned).
+    if (outcome.turn !== undefined) ctx.loaders.prime('t', outcome.turn.id, outcome.turn);
+    if (outcome.job !== undefined) ctx.loaders.prime('j', outcome.job.id, outcome.job);
     const [turn, job] = await Promise.all([ctx.loaders.turn(outcome.turnId), outcome.job ?? ctx.loaders.job(outcome.jobId)]);
     return { turn, job };
   }, { turn: null, job: null });
