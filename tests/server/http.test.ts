@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { runKeys } from '../../src/cli/commands/keys.ts';
 import type { Database } from '../../src/db/client.ts';
 import { addTurn, createConversation } from '../../src/db/conversations.ts';
+import { startTurn } from '../../src/db/turn-writes.ts';
 import { setImagePng } from '../../src/db/images.ts';
 import { claimNextJob, getJob } from '../../src/db/jobs.ts';
 import { getOrCreateOwner } from '../../src/db/server-queries.ts';
@@ -307,6 +308,27 @@ forEachDriver((context) => {
     assert.equal((await getJob(context.database, owner.id, jobId!)).status, 'running');
     server = await startTestServer(context.database);
     await until(async () => (await getJob(context.database, owner.id, jobId!)).status === 'succeeded');
+  });
+
+  test('a job written claimed by the fast path, left running by a crash, is found at the next start and run', async () => {
+    const owner = await getOrCreateOwner(context.database);
+    await server.stop();
+    // What the fast path writes before the model ends (startTurn with a claim), by a process that then died; its lease
+    // has run out by the next start (on PGlite every running job is taken at start anyway; on PostgreSQL, where other
+    // servers may hold leases, those that ran out).
+    const { job, turn } = await startTurn(context.database, owner.id, {
+      conversation: { title: 'fast path crash' },
+      task: 'generate',
+      prompt: 'left behind early',
+      settings: { seed: 9 },
+      claim: { workerId: 'dead-fast-path', leaseMs: 1 },
+    });
+    assert.equal((await getJob(context.database, owner.id, job.id)).status, 'running');
+    server = await startTestServer(context.database);
+    await until(async () => (await getJob(context.database, owner.id, job.id)).status === 'succeeded');
+    const t = await gql(server.url, `query($id: ID!) { turn(id: $id) { status image { id } } }`, { id: turn.id });
+    assert.equal(t.body.data.turn.status, 'SUCCEEDED');
+    assert.ok(t.body.data.turn.image.id);
   });
 
   test('graceful shutdown lets a running job finish and answers its request', async () => {
