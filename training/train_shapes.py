@@ -1053,8 +1053,9 @@ def main():
     ap.add_argument("--vq-refine-minutes", type=float, default=0.0,
                     help="only refine the VQ decoder of a finished vq-vae stage for this many minutes")
     ap.add_argument("--eval", action="store_true", help="only run the PyTorch quick eval of a finished run")
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     if a.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device")
     if a.smoke:
