@@ -36,14 +36,15 @@ const TARGETS_NOT_MET_YET = new Set<string>([
 ]);
 
 /**
- * What 1.0.0 measurably does on this sample, less about two standard deviations (n = 40 or 12 here): questions
- * 50–52.5% overall; colour, count and background questions 100%. A random-weight bundle scores near 0 on each.
+ * What 1.0.0 measurably does, less a margin for the sample's size: questions 50–52.5% on this sample (49% on the
+ * full set); colour, count and background questions 100% on this sample (74%, and higher, on the full set). A
+ * random-weight bundle scores near chance or below (colour 1/7, background 1/3) and fails these.
  */
 const REGRESSION_FLOORS: Record<string, number> = {
   'understand.questions': 0.35,
-  'understand.kind.color': 0.8,
-  'understand.kind.count': 0.8,
-  'understand.kind.background': 0.8,
+  'understand.kind.color': 0.6,
+  'understand.kind.count': 0.6,
+  'understand.kind.background': 0.6,
 };
 
 describe('quality of the shipped model (models/tar-shapes) on a fixed sample of the held-out eval set', () => {
