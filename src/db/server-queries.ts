@@ -10,7 +10,7 @@ import { notFound } from './errors.ts';
 import { guard } from './guard.ts';
 import { checkId, newId } from './ids.ts';
 import { summaryColumns, type ImageSummary } from './images.ts';
-import { apiKeys, conversations, images, jobs, turnImages, turns, users } from './schema/index.ts';
+import { apiKeys, conversations, images, jobs, turns, users } from './schema/index.ts';
 import type { User } from './users.ts';
 
 /** Display name of the owner when the server makes one. */
@@ -54,45 +54,6 @@ export async function listQueuedJobs(database: Database): Promise<{ id: string; 
       .where(eq(jobs.status, 'queued'))
       .orderBy(asc(jobs.createdAt), asc(jobs.id)),
   );
-}
-
-/** The id of the newest job of one of the user's turns, or null (a turn recorded without a job). */
-export async function getTurnJobId(database: Database, userId: string, turnId: string): Promise<string | null> {
-  const owner = checkId(userId, 'user');
-  const id = checkId(turnId, 'turn');
-  return guard(async () => {
-    const [row] = await database.db
-      .select({ id: jobs.id })
-      .from(jobs)
-      .where(and(eq(jobs.turnId, id), eq(jobs.userId, owner)))
-      .orderBy(desc(jobs.createdAt), desc(jobs.id))
-      .limit(1);
-    return row?.id ?? null;
-  });
-}
-
-/**
- * The turn an image came from: the turn that wrote it, or for an upload the first turn that read it. NOT_FOUND for
- * other users' images; null for an image no turn links.
- */
-export async function getImageTurnId(database: Database, userId: string, imageId: string): Promise<string | null> {
-  const owner = checkId(userId, 'user');
-  const id = checkId(imageId, 'image');
-  return guard(async () => {
-    const [image] = await database.db
-      .select({ id: images.id })
-      .from(images)
-      .where(and(eq(images.id, id), eq(images.userId, owner)));
-    if (image === undefined) throw notFound('image');
-    const [row] = await database.db
-      .select({ turnId: turnImages.turnId })
-      .from(turnImages)
-      .innerJoin(turns, eq(turns.id, turnImages.turnId))
-      .where(and(eq(turnImages.imageId, id), eq(turns.userId, owner)))
-      .orderBy(desc(turnImages.role), asc(turns.createdAt))
-      .limit(1);
-    return row?.turnId ?? null;
-  });
 }
 
 /** The user's images edited from this one, oldest first. */

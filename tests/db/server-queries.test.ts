@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addTurn, claimNextJob, completeJob, createApiKey, createConversation, findOrCreateDiscordUser, newId, revokeApiKey } from '../../src/db/index.ts';
+import {
+  addTurn,
+  claimNextJob,
+  completeJob,
+  createApiKey,
+  createConversation,
+  findOrCreateDiscordUser,
+  getImageTurnId,
+  getTurnJobId,
+  newId,
+  revokeApiKey,
+} from '../../src/db/index.ts';
 import {
   claimJob,
-  getImageTurnId,
   getLatestTurnId,
   getOrCreateOwner,
-  getTurnJobId,
   hasActiveApiKeys,
   listImageEdits,
   listQueuedJobs,
@@ -70,7 +79,7 @@ forEachDriver((context) => {
     assert.equal(await getLatestTurnId(database, user.id, empty.id), null);
     await rejectsWith(getLatestTurnId(database, other.id, conversation.id), 'NOT_FOUND');
     assert.equal(await getTurnJobId(database, user.id, turn.id), jobId);
-    assert.equal(await getTurnJobId(database, other.id, turn.id), null);
+    await rejectsWith(getTurnJobId(database, other.id, turn.id), 'NOT_FOUND');
 
     let claimed = await claimNextJob(database, 'w');
     while (claimed !== null && claimed.id !== jobId) claimed = await claimNextJob(database, 'w');

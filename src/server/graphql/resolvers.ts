@@ -3,11 +3,20 @@
  * user (the data layer answers NOT_FOUND for other users' ids, which the API shows as null or a NOT_FOUND error).
  */
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
-import { type Conversation, deleteConversation, listConversations, renameConversation, searchTurns, type Turn as DbTurn } from '../../db/conversations.ts';
+import {
+  type Conversation,
+  deleteConversation,
+  getImageTurnId,
+  getTurnJobId,
+  listConversations,
+  renameConversation,
+  searchTurns,
+  type Turn as DbTurn,
+} from '../../db/conversations.ts';
 import { cursorOf } from '../../db/guard.ts';
 import { listImages, type ImageSummary } from '../../db/images.ts';
 import { cancelJob, getJob, type Job as DbJob } from '../../db/jobs.ts';
-import { getImageTurnId, getTurnJobId, listImageEdits } from '../../db/server-queries.ts';
+import { listImageEdits } from '../../db/server-queries.ts';
 import type { Context } from '../context.ts';
 import { ApiError, toUserError, UserFailure } from '../errors.ts';
 import type { JobEvent } from '../jobs/events.ts';
