@@ -2,7 +2,7 @@
 import { and, asc, desc, eq, inArray, sql } from 'drizzle-orm';
 import type { Database, Db } from './client.ts';
 import { DbError, notFound } from './errors.ts';
-import { checkText, clip, decodeCursor, guard, LIMITS, pageSize, toPage, type Page } from './guard.ts';
+import { checkText, clip, beforeCursor, guard, LIMITS, pageSize, toPage, type Page } from './guard.ts';
 import { checkId, newId } from './ids.ts';
 import { assertOwnImages, imageRow, insertImages, pruneUnlinkedImages, summaryColumns, type ImageSummary, type NewImage } from './images.ts';
 import {
@@ -118,7 +118,7 @@ export async function listConversations(
 ): Promise<Page<Conversation>> {
   const owner = checkId(userId, 'user');
   const limit = pageSize(options.limit);
-  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+  const before = beforeCursor(conversations.createdAt, conversations.id, options.cursor);
   return guard(async () => {
     const rows = await database.db
       .select()
@@ -126,9 +126,7 @@ export async function listConversations(
       .where(
         and(
           eq(conversations.userId, owner),
-          after === undefined
-            ? undefined
-            : sql`(${conversations.createdAt}, ${conversations.id}) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`,
+          before,
         ),
       )
       .orderBy(desc(conversations.createdAt), desc(conversations.id))
@@ -415,7 +413,7 @@ export async function searchTurns(
   const owner = checkId(userId, 'user');
   checkText('query', query);
   const limit = pageSize(options.limit);
-  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+  const before = beforeCursor(turns.createdAt, turns.id, options.cursor);
   return guard(async () => {
     const rows = await database.db
       .select({
@@ -434,7 +432,7 @@ export async function searchTurns(
         and(
           eq(turns.userId, owner),
           sql`${turns.searchVector} @@ websearch_to_tsquery('simple', ${query})`,
-          after === undefined ? undefined : sql`(${turns.createdAt}, ${turns.id}) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`,
+          before,
         ),
       )
       .orderBy(desc(turns.createdAt), desc(turns.id))

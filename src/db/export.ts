@@ -13,6 +13,7 @@ import type { Database, Db } from './client.ts';
 import { DbError, notFound } from './errors.ts';
 import { checkText, clip, guard, LIMITS } from './guard.ts';
 import { checkId, isId, newId } from './ids.ts';
+import type { Turn } from './conversations.ts';
 import { imageRow, toImage } from './images.ts';
 import {
   conversations,
@@ -26,10 +27,7 @@ import {
   TURN_TASKS,
   type ImageOrigin,
   type StageTimings,
-  type TurnRole,
   type TurnSettings,
-  type TurnStatus,
-  type TurnTask,
 } from './schema/index.ts';
 
 export const EXPORT_FORMAT = 'dialect-export';
@@ -53,20 +51,9 @@ export interface ExportedImage {
   png: string | null;
 }
 
-export interface ExportedTurn {
-  id: string;
-  parentId: string | null;
-  role: TurnRole;
-  task: TurnTask;
-  prompt: string;
-  answer: string | null;
-  settings: TurnSettings;
-  status: TurnStatus;
-  errorCode: string | null;
-  errorMessage: string | null;
-  timings: StageTimings | null;
-  modelName: string | null;
-  modelVersion: string | null;
+/** A turn as the export file holds it: the data layer's Turn with ISO dates and its images by id. */
+export interface ExportedTurn
+  extends Omit<Turn, 'conversationId' | 'createdAt' | 'updatedAt' | 'inputImages' | 'outputImages'> {
   createdAt: string;
   updatedAt: string;
   inputImageIds: string[];

@@ -1,4 +1,5 @@
 /** The rules every data-layer function applies to what comes in and what goes wrong. */
+import { type AnyColumn, type SQL, sql } from 'drizzle-orm';
 import { DbError, toDbError } from './errors.ts';
 
 /** Runs a data-layer body; any failure leaves as a DbError (a failed transaction has been rolled back). */
@@ -88,6 +89,16 @@ export function decodeCursor(cursor: string): { createdAt: string; id: string } 
     // falls through to the error below
   }
   throw new DbError('INVALID_INPUT', 'malformed cursor', { field: 'cursor' });
+}
+
+/**
+ * The keyset condition of a newest-first page: rows strictly before the cursor's (created_at, id), which the
+ * (user_id, created_at, id) indexes serve. Undefined (no condition) for the first page.
+ */
+export function beforeCursor(createdAt: AnyColumn, id: AnyColumn, cursor: string | undefined): SQL | undefined {
+  if (cursor === undefined) return undefined;
+  const after = decodeCursor(cursor);
+  return sql`(${createdAt}, ${id}) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`;
 }
 
 export function toPage<T extends { createdAt: Date; id: string }>(rows: T[], limit: number): Page<T> {

@@ -2,7 +2,7 @@
 import { and, desc, eq, inArray, isNull, notExists, sql } from 'drizzle-orm';
 import type { Database, Db } from './client.ts';
 import { DbError, notFound } from './errors.ts';
-import { checkText, decodeCursor, guard, LIMITS, pageSize, toPage, type Page } from './guard.ts';
+import { checkText, beforeCursor, guard, LIMITS, pageSize, toPage, type Page } from './guard.ts';
 import { checkId, newId } from './ids.ts';
 import { images, turnImages, type ImageOrigin, type ImageRow } from './schema/index.ts';
 import { contentHash, decodeTokens, encodeTokens } from './tokens.ts';
@@ -219,7 +219,7 @@ export async function listImages(
 ): Promise<Page<ImageSummary>> {
   const owner = checkId(userId, 'user');
   const limit = pageSize(options.limit);
-  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+  const before = beforeCursor(images.createdAt, images.id, options.cursor);
   return guard(async () => {
     const rows = await database.db
       .select(summaryColumns)
@@ -227,7 +227,7 @@ export async function listImages(
       .where(
         and(
           eq(images.userId, owner),
-          after === undefined ? undefined : sql`(${images.createdAt}, ${images.id}) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`,
+          before,
           options.origin === undefined ? undefined : eq(images.origin, options.origin),
           options.withoutPng ? isNull(images.png) : undefined,
         ),

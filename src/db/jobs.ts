@@ -12,7 +12,7 @@ import { and, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import type { Database, Db } from './client.ts';
 import { prepareResult, writeOutputImages, type TurnResult } from './conversations.ts';
 import { DbError, notFound } from './errors.ts';
-import { clip, decodeCursor, guard, LIMITS, pageSize, toPage, type Page } from './guard.ts';
+import { clip, beforeCursor, guard, LIMITS, pageSize, toPage, type Page } from './guard.ts';
 import { checkId } from './ids.ts';
 import { jobs, turnImages, turns, type JobRow, type JobStatus, type TurnTask } from './schema/index.ts';
 
@@ -75,7 +75,7 @@ export async function listJobs(
 ): Promise<Page<Job>> {
   const owner = checkId(userId, 'user');
   const limit = pageSize(options.limit);
-  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor);
+  const before = beforeCursor(jobs.createdAt, jobs.id, options.cursor);
   return guard(async () => {
     const rows = await database.db
       .select()
@@ -84,7 +84,7 @@ export async function listJobs(
         and(
           eq(jobs.userId, owner),
           options.status === undefined ? undefined : inArray(jobs.status, options.status),
-          after === undefined ? undefined : sql`(${jobs.createdAt}, ${jobs.id}) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`,
+          before,
         ),
       )
       .orderBy(desc(jobs.createdAt), desc(jobs.id))
