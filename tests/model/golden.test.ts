@@ -12,7 +12,7 @@ import { DecoderBatcher, type DecodeJob } from '../../src/model/decoder.ts';
 import { allocFloat, floatTensor, int64Tensor, rawFloatTensor, readFloat32, type Tensor } from '../../src/model/onnx-backend.ts';
 import { argmax } from '../../src/model/sampling.ts';
 import { TarModel, type Turn } from '../../src/model/index.ts';
-import { GOLDEN_DIR, readJson, TINY_BUNDLE } from './helpers.ts';
+import { assertClose, GOLDEN_DIR, llmPrefill, readJson, TINY_BUNDLE } from './helpers.ts';
 
 let golden: any;
 let bundle: Bundle;
@@ -32,36 +32,7 @@ after(async () => {
   await model?.dispose();
 });
 
-function assertClose(actual: ArrayLike<number>, expected: readonly number[], tolerance: number, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < expected.length; i++) {
-    const d = Math.abs((actual[i] as number) - (expected[i] as number));
-    if (!(d <= worst)) {
-      worst = d;
-      at = i;
-    }
-  }
-  assert.ok(worst <= tolerance, `${what}: |Δ| = ${worst} at ${at} exceeds ${tolerance}`);
-}
 
-/** One LLM prefill of a single row, straight through the graph. */
-async function llmPrefill(ids: number[]): Promise<Float32Array> {
-  const { llm } = bundle.manifest;
-  const feeds: Record<string, Tensor> = {
-    input_ids: int64Tensor(ids, [1, ids.length]),
-    attention_mask: int64Tensor(ids.map(() => 1), [1, ids.length]),
-    position_ids: int64Tensor(ids.map((_, i) => i), [1, ids.length]),
-  };
-  for (let i = 0; i < llm.layers; i++) {
-    for (const kind of ['key', 'value']) {
-      feeds[`past_key_values.${i}.${kind}`] = rawFloatTensor('float32', allocFloat('float32', 0), [1, llm.kvHeads, 0, llm.headDim]);
-    }
-  }
-  const { outputs } = await bundle.graphs.llm.run(feeds);
-  return readFloat32(outputs.logits as Tensor);
-}
 
 describe('golden: TA-Tok', () => {
   it('encoder ids at every scale, exactly (PNG → pixels → ids)', async () => {
@@ -91,7 +62,7 @@ describe('golden: TA-Tok', () => {
 describe('golden: LLM', () => {
   it('prefill logits within tolerance', async () => {
     for (const { name, promptIds, logits, argmax: best } of golden.llmPrefill) {
-      const actual = await llmPrefill(promptIds);
+      const actual = await llmPrefill(bundle, promptIds);
       assertClose(actual, logits, golden.tolerance.logits, name);
       assert.equal(argmax(actual), best);
     }
@@ -112,7 +83,7 @@ describe('golden: LLM', () => {
 
   it('multi-turn history: prefill logits and greedy answer ids exactly', async () => {
     const h = golden.history;
-    assertClose(await llmPrefill(h.promptIds), h.prefillLogits, golden.tolerance.logits, 'history prefill');
+    assertClose(await llmPrefill(bundle, h.promptIds), h.prefillLogits, golden.tolerance.logits, 'history prefill');
     const turns: Turn[] = h.turns.map((t: any) => ({
       role: t.role,
       text: t.text,
