@@ -220,6 +220,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     wsServer.handleUpgrade(request, socket, head, (ws) => wsServer.emit('connection', ws, request));
   });
 
+  // The cost limit needs the variables (`first: $n` pages), which Apollo's validation rules never see.
+  const costLimit: ApolloServerPlugin<Context> = {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, operationName, request }) {
+          const error = rules.costError(document, operationName ?? undefined, request.variables);
+          if (error !== undefined) {
+            throw new GraphQLError(error.message, { extensions: { ...error.extensions, http: { status: 400 } } });
+          }
+        },
+      };
+    },
+  };
+
   const observe: ApolloServerPlugin<Context> = {
     async requestDidStart({ request, contextValue }) {
       const start = performance.now();
@@ -246,7 +260,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   const apollo = new ApolloServer<Context>({
     schema,
-    // Introspection is refused by our own rule (rules.apollo) outside development, with the same code as over WebSocket.
+    // Introspection (__schema) is refused by our own rule (rules.apollo) outside development, as over WebSocket.
     introspection: true,
     validationRules: rules.apollo,
     includeStacktraceInErrorResponses: false,
@@ -256,6 +270,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: 2000 }),
       { async serverWillStart() { return { async drainServer() { await wsCleanup.dispose(); } }; } },
       ApolloServerPluginLandingPageDisabled(),
+      costLimit,
       observe,
     ],
   });

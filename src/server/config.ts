@@ -45,7 +45,7 @@ export interface ServerConfig {
   port: number;
   /** `development` turns on introspection. Defaults to `production` (`NODE_ENV`). */
   development: boolean;
-  /** Allow introspection (`__schema`, `__type`). Defaults to true in development, else false (`DIALECT_INTROSPECTION`=1|0). */
+  /** Allow full introspection (`__schema`; `__type` is always allowed). Defaults to true in development, else false (`DIALECT_INTROSPECTION`=1|0). */
   introspection: boolean;
   /** A dialect-bundle/1 folder. Defaults to models/tar-shapes (`DIALECT_MODEL`). */
   bundleDir: string;

@@ -112,60 +112,99 @@ export function listFieldNames(schema: GraphQLSchema): Set<string> {
   return names;
 }
 
-/** A rule that refuses operations over the depth, cost or alias limits. */
+type ComplexityLimits = Pick<Limits, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases' | 'maxPageSize'>;
+
+/** Every limit an operation exceeds, as errors. `cost: false` leaves the cost out (it needs the variables). */
+function complexityErrors(
+  operation: OperationDefinitionNode,
+  fragments: Map<string, FragmentDefinitionNode>,
+  limits: ComplexityLimits,
+  listFields: ReadonlySet<string>,
+  variables: Record<string, unknown> | undefined,
+  cost: boolean,
+): GraphQLError[] {
+  const walk = measure(operation, fragments, variables, listFields, limits.maxPageSize);
+  const errors: GraphQLError[] = [];
+  if (walk.depth > limits.maxQueryDepth) {
+    errors.push(tooComplex(`the operation is ${walk.depth} levels deep, more than the limit of ${limits.maxQueryDepth}`));
+  }
+  if (walk.aliases > limits.maxAliases) {
+    errors.push(tooComplex(`the operation has ${walk.aliases} aliases, more than the limit of ${limits.maxAliases}`));
+  }
+  if (cost && walk.cost > limits.maxQueryCost) {
+    errors.push(tooComplex(`the operation's estimated cost is ${walk.cost}, more than the limit of ${limits.maxQueryCost}`));
+  }
+  return errors;
+}
+
+function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode> {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  return fragments;
+}
+
+/** A rule that refuses operations over the depth, alias and (unless `cost` is false) cost limits. */
 export function complexityRule(
-  limits: Pick<Limits, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases' | 'maxPageSize'>,
+  limits: ComplexityLimits,
   listFields: ReadonlySet<string>,
   variables?: Record<string, unknown>,
+  cost = true,
 ): ValidationRule {
   return (context: ValidationContext): ASTVisitor => {
-    const document = context.getDocument();
-    const fragments = new Map<string, FragmentDefinitionNode>();
-    for (const definition of document.definitions) {
-      if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
-    }
+    const fragments = fragmentsOf(context.getDocument());
     return {
       OperationDefinition(operation) {
-        const walk = measure(operation, fragments, variables, listFields, limits.maxPageSize);
-        if (walk.depth > limits.maxQueryDepth) {
-          context.reportError(tooComplex(`the operation is ${walk.depth} levels deep, more than the limit of ${limits.maxQueryDepth}`));
-        }
-        if (walk.aliases > limits.maxAliases) {
-          context.reportError(tooComplex(`the operation has ${walk.aliases} aliases, more than the limit of ${limits.maxAliases}`));
-        }
-        if (walk.cost > limits.maxQueryCost) {
-          context.reportError(tooComplex(`the operation's estimated cost is ${walk.cost}, more than the limit of ${limits.maxQueryCost}`));
-        }
+        for (const error of complexityErrors(operation, fragments, limits, listFields, variables, cost)) context.reportError(error);
       },
     };
   };
 }
 
-/** Introspection (`__schema`, `__type`) refused outside development, with the API's code. `__typename` stays. */
+/**
+ * Full introspection (`__schema`, what GraphiQL and code generators send) refused outside development, with the
+ * API's code. `__type(name:)` and `__typename` stay: they reveal one type at a time, of a schema that is published
+ * anyway (schema.graphql), and the GraphQL-over-HTTP audit probes with `__type`.
+ */
 const noIntrospection: ValidationRule = (context) => ({
   Field(node) {
-    if (node.name.value === '__schema' || node.name.value === '__type') {
-      context.reportError(tooComplex(`introspection (${node.name.value}) is turned off outside development`));
+    if (node.name.value === '__schema') {
+      context.reportError(tooComplex('introspection (__schema) is turned off outside development'));
     }
   },
 });
 
 export interface OperationRules {
-  /** Extra rules for Apollo's `validationRules` (variables are not known there; `first: $n` counts as maxPageSize). */
+  /** Rules for Apollo's `validationRules`, which run before the variables are known: all but the cost. */
   apollo: ValidationRule[];
+  /**
+   * The cost limit of the operation Apollo resolved, with the request's variables (a page size given as
+   * `first: $n` counts as n), for a plugin's didResolveOperation. Returns the error, if any.
+   */
+  costError(document: DocumentNode, operationName: string | undefined, variables?: Record<string, unknown>): GraphQLError | undefined;
   /** Full validation for a WebSocket subscribe message, standard rules included; returns the errors. */
   validate(schema: GraphQLSchema, document: DocumentNode, variables?: Record<string, unknown>): readonly GraphQLError[];
 }
 
 export function operationRules(schema: GraphQLSchema, limits: Limits, introspection: boolean): OperationRules {
   const listFields = listFieldNames(schema);
-  const extra = (variables?: Record<string, unknown>): ValidationRule[] => [
-    complexityRule(limits, listFields, variables),
+  const extra = (variables: Record<string, unknown> | undefined, cost: boolean): ValidationRule[] => [
+    complexityRule(limits, listFields, variables, cost),
     ...(introspection ? [] : [noIntrospection]),
   ];
   return {
-    apollo: extra(),
-    validate: (s, document, variables) => validate(s, document, [...specifiedRules, ...extra(variables)]),
+    apollo: extra(undefined, false),
+    costError(document, operationName, variables) {
+      const operation = document.definitions.find(
+        (d): d is OperationDefinitionNode =>
+          d.kind === Kind.OPERATION_DEFINITION && (operationName === undefined || d.name?.value === operationName),
+      );
+      if (operation === undefined) return undefined;
+      const costLimits = { ...limits, maxQueryDepth: Infinity, maxAliases: Infinity };
+      return complexityErrors(operation, fragmentsOf(document), costLimits, listFields, variables, true)[0];
+    },
+    validate: (s, document, variables) => validate(s, document, [...specifiedRules, ...extra(variables, true)]),
   };
 }
 

@@ -306,8 +306,14 @@ function suite(): void {
       assert.equal(aliases.errors?.[0]?.extensions?.code, 'QUERY_TOO_COMPLEX');
       const costly = await exec(server, `{ conversations(first: 100) { edges { node { turns { children { children { id prompt task status } } } } } } }`);
       assert.equal(costly.errors?.[0]?.extensions?.code, 'QUERY_TOO_COMPLEX');
+      // A page size given as a variable counts as its value, not as the largest page.
+      const paged = `query($n: Int) { conversations(first: $n) { edges { node { id title turns { id prompt text task } } } } }`;
+      assert.deepEqual((await exec(server, paged, { n: 10 })).errors, undefined);
+      assert.equal((await exec(server, paged, { n: 100 })).errors?.[0]?.extensions?.code, 'QUERY_TOO_COMPLEX');
       const intro = await exec(server, `{ __schema { types { name } } }`);
       assert.equal(intro.errors?.[0]?.extensions?.code, 'QUERY_TOO_COMPLEX');
+      const oneType = await exec(server, `query($name: String!) { __type(name: $name) { name } }`, { name: 'Turn' });
+      assert.equal(oneType.data.__type.name, 'Turn', '__type stays: one type at a time of a published schema');
       const typename = await exec(server, `{ __typename }`);
       assert.equal(typename.data.__typename, 'Query');
     });
