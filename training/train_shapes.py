@@ -37,7 +37,7 @@ from dialect_tar.ar_dtok import ARDTok  # noqa: E402
 from dialect_tar.config import ARDTokConfig, LLMConfig, TaTokConfig, VQConfig, to_dict  # noqa: E402
 from dialect_tar.llm import QwenLM  # noqa: E402
 from dialect_tar.reference import ImageRef, TarPipeline, Turn  # noqa: E402
-from dialect_tar.ta_tok import Codebook, TaTokDecoder, TaTokEncoder  # noqa: E402
+from dialect_tar.ta_tok import Codebook, TaTokDecoder, TaTokEncoder, pooling_matrix  # noqa: E402
 from dialect_tar.tokenizer import BPETokenizer, tar_special_tokens  # noqa: E402
 from dialect_tar.vq import VQVAE  # noqa: E402
 from shapes import dataset as D  # noqa: E402
@@ -58,9 +58,18 @@ VAL_SEED0 = 9 * 10**8              # monitoring seeds: training range, never use
 UNIFIED_SEED0 = 2 * 10**8          # unified records: dataset.example(seed) from here
 CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for train and serve
 
-# defaults: (steps, minutes on the 2-core CPU)
-PLAN = {"llm-text": (600, 4), "ta-tok": (6000, 24), "vq-vae": (2500, 9), "ar-dtok": (3000, 18),
-        "unified": (6000, 33)}
+# defaults: (step cap, minutes on the 2-core CPU). On the CPU the stages run in two lanes of one core each (LANES),
+# so the budgets are balanced per lane: a = 4 + 26 + 40 (+ the unified data cache), b = 21 + 6 + 46 (+ pool codes).
+PLAN = {"llm-text": (600, 4), "ta-tok": (6000, 26), "vq-vae": (8000, 21), "vq-refine": (4000, 6),
+        "ar-dtok": (12000, 46), "unified": (8000, 40)}
+TA_SCALE_CYCLE = (2, 1, 2, 3)      # TA-Tok trains each scale in turn, the default scale 2 twice as often
+
+# Stage dependencies, and the two lanes the CPU run trains in parallel (one process and one core each: two
+# single-threaded processes get more from 2 cores than one process with 2 threads, whose OpenMP threads spin).
+NEEDS = {"data": [], "tokenizer": ["data"], "llm-text": ["tokenizer"], "ta-tok": ["llm-text"],
+         "vq-vae": ["tokenizer"], "ar-dtok": ["ta-tok", "vq-vae"], "unified": ["ta-tok"],
+         "export": ["unified", "ar-dtok"], "check": ["export"]}
+LANES = {"a": ["data", "tokenizer", "llm-text", "ta-tok", "unified", "export", "check"], "b": ["vq-vae", "ar-dtok"]}
 
 
 # ============================================================================================== configs
@@ -68,7 +77,7 @@ def make_configs(text_vocab: int):
     llm = LLMConfig(vocab_size=text_vocab + 8 + K, hidden=256, layers=4, heads=8, kv_heads=4, head_dim=32,
                     intermediate=768, rope_theta=10000.0, tie_embeddings=False, max_positions=1024)
     ta = TaTokConfig(codebook_size=K, code_dim=llm.hidden, input_size=64, encoder_size=72, patch=8, width=128,
-                     layers=5, heads=4, mlp=256, select_layer=-2, dec_width=128, dec_layers=2, dec_heads=4,
+                     layers=5, heads=4, mlp=256, select_layer=-2, pool_mode="adaptive", dec_width=128, dec_layers=2, dec_heads=4,
                      dec_mlp=256, dec_pos_grid=9, feat_dim=128)
     ar = ARDTokConfig(codebook_size=VQ_K, cond_dim=ta.feat_dim, hidden=192, layers=4, heads=6, kv_heads=6,
                       head_dim=32, intermediate=512, codes=64, max_positions=ta.tokens(1) + 64)
@@ -271,18 +280,14 @@ class TaTokAux(nn.Module):
     def __init__(self, cfg: TaTokConfig, feat_dim: int = None):
         super().__init__()
         self.readout = nn.ParameterList()
-        for s in cfg.scales:
-            p = cfg.pooled_grid(s)
-            m = torch.zeros(9, p * p)
-            g = cfg.grid
-            for i in range(p):
-                for j in range(p):
-                    for a_ in range(s):
-                        for b_ in range(s):
-                            r, c = (i * s + a_) * 3 // g, (j * s + b_) * 3 // g
-                            m[r * 3 + c, i * p + j] += 1
-            m = m / m.sum(1, keepdim=True).clamp(min=1)
-            self.readout.append(nn.Parameter(m))
+        g = cfg.grid
+        patch_cell = torch.zeros(9, g * g)            # which of the 3×3 scene cells each encoder patch lies in
+        for r in range(g):
+            for c in range(g):
+                patch_cell[(r * 3 // g) * 3 + c * 3 // g, r * g + c] = 1
+        for s in cfg.scales:                          # start: each cell reads the tokens that pool its patches
+            m = patch_cell @ pooling_matrix(g, s, cfg.pool_mode).t()
+            self.readout.append(nn.Parameter(m / m.sum(1, keepdim=True).clamp(min=1e-6)))
         d = feat_dim or cfg.feat_dim
         self.cell = nn.Sequential(nn.Linear(2 * d, 256), nn.GELU(), nn.Linear(256, N_CELL_STATES))
         self.bg = nn.Sequential(nn.Linear(d, 128), nn.GELU(), nn.Linear(128, 3))
@@ -386,7 +391,7 @@ def stage_ta_tok(run, a):
     def batch_fn(step):
         g = torch.Generator().manual_seed(SEED + 7 * step)
         idx = torch.randint(0, n, (B,), generator=g)
-        return to_pixels(imgs[idx.numpy()], a.device), labs[idx].to(a.device), (step % 3) + 1
+        return to_pixels(imgs[idx.numpy()], a.device), labs[idx].to(a.device), TA_SCALE_CYCLE[step % 4]
 
     def loss_fn(batch, step):
         px, lab, s = batch
@@ -513,19 +518,37 @@ def stage_vq_vae(run, a):
     info = train_loop(run, a, "vq-vae", {"vq": vq}, list(vq.parameters()), batch_fn, loss_fn, 2e-3, wd=0.0)
     with torch.no_grad():
         vq.codebook.weight.copy_(F.normalize(vq.codebook.weight, dim=-1))   # decode_codes = normalised entries
-        vx = torch.from_numpy(pool["val_images"][:500]).to(a.device).permute(0, 3, 1, 2).float() / 255.0
-        flat, codes, cb = vq_quantize(vq, vq.encoder(vx * 2 - 1))
-        rec = vq.decode_codes(codes)
-        mse = float(((rec - vx) ** 2).mean())
-        ok = 0
-        recu = (rec.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-        for i in range(len(recu)):
-            ok += same_scene(detect(recu[i]), labels_to_scene_dict(pool["val_labels"][i]))
-    info.update({"val_mse": round(mse, 5), "val_scene_kept": round(ok / len(recu), 4),
-                 "codes_used": int(len(torch.unique(codes)))})
+    vq.eval()
+    info.update(vq_held_out(vq, pool, a.device))
     log(f"[vq-vae] {info}")
     atomic_save({"vq": vq.state_dict()}, run.path("vq-vae.pt"))
+    steps, minutes = PLAN["vq-refine"]
+    if minutes > 0:     # phase 2; kept only when the pixel checker finds more scenes intact afterwards
+        before = {"vq": {k: v.clone() for k, v in vq.state_dict().items()}}
+        info.update(refine_vq_decoder(run, a, minutes * a.time_scale, max(2, int(steps * a.step_scale))))
+        after = vq_held_out(load_vq(run, cfgs, a.device), pool, a.device)
+        info["refined_val_scene_kept"] = after["val_scene_kept"]
+        if after["val_scene_kept"] < info["val_scene_kept"]:
+            atomic_save(before, run.path("vq-vae.pt"))
+            info["refine_kept"] = False
+        else:
+            info.update(after)
+            info["refine_kept"] = True
+        log(f"[vq-vae] after refinement: {after} (kept: {info['refine_kept']})")
     return info
+
+
+@torch.no_grad()
+def vq_held_out(vq, pool, device, n=500):
+    """Reconstruction MSE and the share of scenes the pixel checker still reads exactly, on held-out images."""
+    vx = torch.from_numpy(pool["val_images"][:n]).to(device).permute(0, 3, 1, 2).float() / 255.0
+    flat, codes, cb = vq_quantize(vq, vq.encoder(vx * 2 - 1))
+    rec = vq.decode_codes(codes)
+    mse = float(((rec - vx) ** 2).mean())
+    recu = (rec.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    ok = sum(same_scene(detect(recu[i]), labels_to_scene_dict(pool["val_labels"][i])) for i in range(len(recu)))
+    return {"val_mse": round(mse, 5), "val_scene_kept": round(ok / len(recu), 4),
+            "codes_used": int(len(torch.unique(codes)))}
 
 
 def refine_vq_decoder(run, a, minutes, steps=4000):
@@ -1053,9 +1076,14 @@ def main():
     ap.add_argument("--vq-refine-minutes", type=float, default=0.0,
                     help="only refine the VQ decoder of a finished vq-vae stage for this many minutes")
     ap.add_argument("--eval", action="store_true", help="only run the PyTorch quick eval of a finished run")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads in all (split between the lanes)")
+    ap.add_argument("--lanes", type=int, default=None, choices=[1, 2],
+                    help="train VQ-VAE + AR-DTok in a second process alongside the rest (default: 2 on CPU)")
+    ap.add_argument("--lane", choices=list(LANES), help=argparse.SUPPRESS)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.lanes is None:
+        a.lanes = 2 if a.device == "cpu" and a.threads >= 2 else 1
     if a.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device")
     if a.smoke:
@@ -1070,30 +1098,71 @@ def main():
     if a.vq_refine_minutes:
         torch.set_num_threads(1)
         info = refine_vq_decoder(run, a, a.vq_refine_minutes)
-        run.times.setdefault("vq-vae", {}).update(info)
-        with open(run.times_path, "w") as f:
-            json.dump(run.times, f, indent=2)
+        run.note("vq-refine", info)
         return
-    todo = a.stage or STAGES
-    for st in STAGES:
-        if st not in todo:
-            continue
-        if a.stage is None and run.done(st):
-            log(f"[{st}] done already, skipped")
-        else:
-            run.undo(st)
-            random.seed(SEED)
-            np.random.seed(SEED % 2**31)
-            torch.manual_seed(SEED)
-            log(f"[{st}] starting")
-            t0 = time.time()
-            extra = FUNCS[st](run, a) or {}
-            dt = time.time() - t0
-            run.mark_done(st, dt, extra)
-            log(f"[{st}] done in {dt / 60:.1f} min")
-        if a.until == st:
-            break
+    if a.stage:                                   # explicit stages: run (or redo) them in order, here
+        for st in STAGES:
+            if st in a.stage:
+                run_stage(run, a, st)
+        return
+    if a.lane:                                    # one lane of a parallel run (a child process of the run below)
+        run_lane(run, a, LANES[a.lane], until=a.until)
+        return
+    t0 = time.time()
+    if a.lanes == 2:
+        torch.set_num_threads(max(1, a.threads // 2))
+        child = subprocess.Popen([sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--lane", "b",
+                                  "--threads", str(max(1, a.threads // 2))])
+        try:
+            run_lane(run, a, LANES["a"], until=a.until, other=child)
+        except BaseException:
+            child.terminate()
+            raise
+        if child.wait() != 0:
+            raise SystemExit(f"lane b (vq-vae, ar-dtok) failed with exit code {child.returncode}")
+    else:
+        run_lane(run, a, STAGES, until=a.until)
+    run.note("wall_minutes_last_command", round((time.time() - t0) / 60, 1))
 
+
+def run_stage(run, a, st):
+    run.undo(st)
+    random.seed(SEED)
+    np.random.seed(SEED % 2**31)
+    torch.manual_seed(SEED)
+    log(f"[{st}] starting")
+    t0 = time.time()
+    extra = FUNCS[st](run, a) or {}
+    dt = time.time() - t0
+    run.mark_done(st, dt, extra)
+    log(f"[{st}] done in {dt / 60:.1f} min")
+
+
+PARENT_PID = os.getppid()
+
+
+def run_lane(run, a, stages, until=None, other=None):
+    """Run the stages of one lane in order, skipping finished ones, each once its prerequisites (possibly trained
+    by the other lane) are done. `other`: the other lane's process, whose failure ends the wait."""
+    for st in stages:
+        if until is not None and STAGES.index(st) > STAGES.index(until):
+            break
+        if run.done(st):
+            log(f"[{st}] done already, skipped")
+            continue
+        waiting = [n for n in NEEDS[st] if not run.done(n)]
+        if waiting:
+            log(f"[{st}] waiting for {', '.join(waiting)}")
+        while not all(run.done(n) for n in NEEDS[st]):
+            if other is not None and other.poll() not in (None, 0):
+                raise SystemExit(f"[{st}] the other lane failed (exit code {other.returncode})")
+            if other is None and os.getppid() != PARENT_PID:
+                raise SystemExit(f"[{st}] the main process is gone")
+            if other is not None and other.poll() == 0 and any(n in LANES["b"] for n in NEEDS[st]
+                                                                if not run.done(n)):
+                raise SystemExit(f"[{st}] lane b ended before {NEEDS[st]} were done")
+            time.sleep(5)
+        run_stage(run, a, st)
 
 if __name__ == "__main__":
     main()

@@ -8,15 +8,23 @@ from .config import TaTokConfig
 from .layers import ViTBlock
 
 
-def pooling_matrix(grid: int, scale: int) -> torch.Tensor:
-    """[ (grid//scale)², grid² ] matrix equal to avg_pool2d(kernel=stride=scale) on a row-major grid."""
+def pooling_matrix(grid: int, scale: int, mode: str = "stride") -> torch.Tensor:
+    """[ (grid//scale)², grid² ] pooling matrix on a row-major grid.
+    "stride": avg_pool2d(kernel=stride=scale), the released Tar's pooling; when scale does not divide grid the
+    last rows and columns are dropped (1 of 27 for Tar, but 1 of 9 — a ninth of the image — for a 9×9 grid).
+    "adaptive": adaptive_avg_pool2d to (grid//scale)², overlapping windows that cover the whole grid."""
+    if mode not in ("stride", "adaptive"):
+        raise ValueError(f"pool mode {mode!r}: expected 'stride' or 'adaptive'")
     p = grid // scale
+    windows = [(i * scale, i * scale + scale) for i in range(p)] if mode == "stride" else \
+        [(i * grid // p, -(-(i + 1) * grid // p)) for i in range(p)]
     m = torch.zeros(p * p, grid * grid)
-    for i in range(p):
-        for j in range(p):
-            for a in range(scale):
-                for b in range(scale):
-                    m[i * p + j, (i * scale + a) * grid + (j * scale + b)] = 1.0 / (scale * scale)
+    for i, (r0, r1) in enumerate(windows):
+        for j, (c0, c1) in enumerate(windows):
+            w = 1.0 / ((r1 - r0) * (c1 - c0))
+            for r in range(r0, r1):
+                for c in range(c0, c1):
+                    m[i * p + j, r * grid + c] = w
     return m
 
 
@@ -63,7 +71,7 @@ class TaTokEncoder(nn.Module):
         self.encode_task_layer = nn.Sequential(nn.Linear(cfg.width, cfg.width), nn.Tanh())
         self.in_linear = nn.Linear(cfg.width, cfg.code_dim)
         self.codebook = codebook
-        mats = [pooling_matrix(g, s) for s in cfg.scales]
+        mats = [pooling_matrix(g, s, cfg.pool_mode) for s in cfg.scales]
         pool, valid = _stacked(mats, g * g, g * g)
         self.register_buffer("pool", pool, persistent=False)
         self.register_buffer("pool_valid", valid, persistent=False)

@@ -1,5 +1,7 @@
 """Shared helpers of the shapes-world training run: run folder state, progress lines, schedules, scene labels,
 device-aware training forwards of the dialect_tar modules, and a tiny pixel checker for monitoring."""
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -41,27 +43,42 @@ class Run:
         return os.path.join(self.out, name)
 
     def done(self, stage: str) -> bool:
-        return stage in self.state["done"]
+        return stage in self._load(self.state_path, {"done": []})["done"]
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """state.json and times.json under an exclusive lock, re-read first: the two training lanes (processes)
+        each mark their own stages done."""
+        with open(os.path.join(self.out, ".lock"), "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            self.state = self._load(self.state_path, {"done": []})
+            self.times = self._load(self.times_path, {})
+            yield
+            for p, obj in ((self.state_path, self.state), (self.times_path, self.times)):
+                tmp = p + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump(obj, f, indent=2)
+                os.replace(tmp, p)
 
     def mark_done(self, stage: str, seconds: float, extra: dict = None):
-        if stage not in self.state["done"]:
-            self.state["done"].append(stage)
-        rec = {"seconds": round(seconds, 1)}
-        rec.update(extra or {})
-        self.times[stage] = rec
-        self.times["total_seconds"] = round(sum(v["seconds"] for k, v in self.times.items()
-                                                if isinstance(v, dict)), 1)
-        for p, obj in ((self.state_path, self.state), (self.times_path, self.times)):
-            tmp = p + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(obj, f, indent=2)
-            os.replace(tmp, p)
+        with self._locked():
+            if stage not in self.state["done"]:
+                self.state["done"].append(stage)
+            rec = {"seconds": round(seconds, 1)}
+            rec.update(extra or {})
+            self.times[stage] = rec
+            self.times["total_seconds"] = round(sum(v["seconds"] for k, v in self.times.items()
+                                                    if isinstance(v, dict)), 1)
+
+    def note(self, key: str, value):
+        """A run-level figure in times.json (wall-clock time of the whole command, say)."""
+        with self._locked():
+            self.times[key] = value
 
     def undo(self, stage: str):
-        if stage in self.state["done"]:
-            self.state["done"].remove(stage)
-            with open(self.state_path, "w") as f:
-                json.dump(self.state, f, indent=2)
+        with self._locked():
+            if stage in self.state["done"]:
+                self.state["done"].remove(stage)
 
 
 def log(*a):
