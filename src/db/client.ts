@@ -17,6 +17,7 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import { DbError, toDbError } from './errors.ts';
 import { recoverInterruptedJobs } from './jobs.ts';
+import { PgliteWorkerClient } from './pglite-remote.ts';
 import * as schema from './schema/index.ts';
 
 export type Schema = typeof schema;
@@ -43,8 +44,17 @@ export interface OpenDatabaseOptions {
   url?: string;
   /** PGlite's parent folder. Defaults to $DIALECT_DATA_DIR, else `./data`; PGlite lives in `<dataDir>/pglite`. */
   dataDir?: string;
-  /** Use this PGlite instance instead of opening one (tests hand in a clone of a migrated template). */
-  pglite?: PGlite;
+  /**
+   * Use this PGlite instance instead of opening one (tests hand in a clone of a migrated template), or a PGlite
+   * already running in a worker thread (`PgliteWorkerClient.open`).
+   */
+  pglite?: PGlite | PgliteWorkerClient;
+  /**
+   * Open PGlite (in `<dataDir>/pglite`) in a worker thread, so that its SQL runs beside the main thread instead of
+   * on it (docs/persistence.md). Defaults to false; the server turns it on (`DIALECT_PGLITE_WORKER`, default 1).
+   * Ignored with `url` or `pglite`.
+   */
+  pgliteWorker?: boolean;
   /** Apply pending migrations before returning. Defaults to true. */
   migrate?: boolean;
   /** The pool's size (pg only). Defaults to 10. */
@@ -123,7 +133,7 @@ async function openPglite(options: OpenDatabaseOptions): Promise<Database> {
     mkdirSync(folder, { recursive: true });
     location = folder;
     try {
-      client = await PGlite.create({ dataDir: folder });
+      client = options.pgliteWorker ? await PgliteWorkerClient.open({ dataDir: folder }) : await PGlite.create({ dataDir: folder });
     } catch (error) {
       throw new DbError('DATABASE_UNAVAILABLE', `cannot open PGlite in ${folder}: ${(error as Error).message}`, {
         cause: error,
@@ -131,7 +141,9 @@ async function openPglite(options: OpenDatabaseOptions): Promise<Database> {
     }
   }
   const instance = client;
-  const db = drizzlePglite({ client: instance, schema }) as unknown as Db;
+  // A PgliteWorkerClient is not a PGlite, but it has all that drizzle's PGlite session calls on its client:
+  // query(sql, params, { rowMode, parsers }) and transaction(callback) with tx.query (src/db/pglite-remote.ts).
+  const db = drizzlePglite({ client: instance as PGlite, schema }) as unknown as Db;
   return {
     driver: 'pglite',
     db,

@@ -61,9 +61,22 @@ function driverError(error: unknown): unknown {
   return current;
 }
 
+function typedCause(error: unknown): DbError | undefined {
+  let current = (error as { cause?: unknown } | null)?.cause;
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth += 1) {
+    if (current instanceof DbError) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 /** Turns any error thrown by a driver into a DbError; DbErrors pass through. Never throws. */
 export function toDbError(error: unknown): DbError {
   if (error instanceof DbError) return error;
+  // The PGlite worker client fails a query with a DbError (DATABASE_UNAVAILABLE when its thread is gone), which
+  // drizzle wraps like any driver error.
+  const typed = typedCause(error);
+  if (typed !== undefined) return typed;
   const inner = driverError(error);
   const code = pgCode(inner);
   const message = inner instanceof Error ? inner.message : String(inner);

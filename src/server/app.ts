@@ -85,6 +85,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     (await openDatabase({
       ...(config.databaseUrl === undefined ? {} : { url: config.databaseUrl }),
       dataDir: config.dataDir,
+      pgliteWorker: config.pgliteWorker,
       onConnectionError: (error) => logger.warn({ err: error }, 'database connection lost'),
     }));
   const ownsModel = options.model === undefined;

@@ -61,6 +61,8 @@ export interface ServerConfig {
   databaseUrl: string | undefined;
   /** Where PGlite keeps its files (in `<dataDir>/pglite`). Defaults to `./data` (`DIALECT_DATA_DIR`). */
   dataDir: string;
+  /** Run PGlite in a worker thread, beside the model's thread. Defaults to true (`DIALECT_PGLITE_WORKER`=1|0). */
+  pgliteWorker: boolean;
   /** Secret that signs image URLs (`DIALECT_URL_SECRET`, 32+ characters); random per process when unset. */
   urlSecret: string | undefined;
   /** Lifetime of a signed image URL in seconds. Defaults to 86,400 (a day) (`DIALECT_IMAGE_URL_TTL`). */
@@ -155,6 +157,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const logLevel = str('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, not "${logLevel}"`);
   const webDir = str('DIALECT_WEB_DIR');
+  const pgliteWorkerText = str('DIALECT_PGLITE_WORKER');
+  if (pgliteWorkerText !== undefined && !['0', '1', 'true', 'false'].includes(pgliteWorkerText)) {
+    problems.push(`DIALECT_PGLITE_WORKER must be 1 or 0, not "${pgliteWorkerText}"`);
+  }
   const introspectionText = str('DIALECT_INTROSPECTION');
   if (introspectionText !== undefined && !['0', '1', 'true', 'false'].includes(introspectionText)) {
     problems.push(`DIALECT_INTROSPECTION must be 1 or 0, not "${introspectionText}"`);
@@ -189,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     concurrency,
     databaseUrl,
     dataDir: resolve(str('DIALECT_DATA_DIR') ?? 'data'),
+    pgliteWorker: pgliteWorkerText === undefined || pgliteWorkerText === '1' || pgliteWorkerText === 'true',
     urlSecret,
     imageUrlTtlSeconds: int('DIALECT_IMAGE_URL_TTL', 86_400, 60, 365 * 86_400),
     allowedOrigins,

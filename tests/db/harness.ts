@@ -1,10 +1,12 @@
 /**
- * Runs the same database suite against both drivers: PGlite (a clone of a migrated template made once per test
- * run and kept in the temp folder, keyed by the migrations' contents) and the PostgreSQL server (a fresh, uniquely
- * named database per test file, dropped after it).
+ * Runs the same database suite against three backends: PGlite in-thread (a clone of a migrated template made once
+ * per test run and kept in the temp folder, keyed by the migrations' contents), PGlite in a worker thread as the
+ * server runs it (`pglite-worker`: the same template loaded in the worker), and the PostgreSQL server (a fresh,
+ * uniquely named database per test file, dropped after it).
  *
- * DIALECT_TEST_DRIVERS=pglite (or pg) narrows the run; DIALECT_TEST_PG_URL points at another server (default:
- * postgres://postgres@127.0.0.1:5432/test, which CI and the developers' machines have).
+ * DIALECT_TEST_DRIVERS=pglite,pglite-worker,pg (the default) narrows the run, e.g. to `pglite-worker`;
+ * DIALECT_TEST_PG_URL points at another server (default: postgres://postgres@127.0.0.1:5432/test, which CI and the
+ * developers' machines have).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -14,12 +16,22 @@ import { after, before, describe } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { MIGRATIONS_FOLDER, openDatabase, type Database, type Driver } from '../../src/db/index.ts';
+import { PgliteWorkerClient } from '../../src/db/pglite-remote.ts';
 
 export const ADMIN_URL = process.env.DIALECT_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-export const DRIVERS = (process.env.DIALECT_TEST_DRIVERS ?? 'pglite,pg')
+
+/** A driver, and for PGlite where it runs: in the test's thread or in a worker thread. */
+export type Backend = Driver | 'pglite-worker';
+
+export const BACKENDS = (process.env.DIALECT_TEST_DRIVERS ?? 'pglite,pglite-worker,pg')
   .split(',')
   .map((name) => name.trim())
-  .filter((name): name is Driver => name === 'pglite' || name === 'pg');
+  .filter((name): name is Backend => name === 'pglite' || name === 'pglite-worker' || name === 'pg');
+
+/** The selected backends that are plain drivers (`pglite` in-thread, `pg`). */
+export const DRIVERS = BACKENDS.filter((name): name is Driver => name === 'pglite' || name === 'pg');
+
+export const driverOf = (backend: Backend): Driver => (backend === 'pg' ? 'pg' : 'pglite');
 
 export interface TestDatabase {
   database: Database;
@@ -54,9 +66,14 @@ export async function pgliteTemplate(): Promise<Blob> {
   return new Blob([readFileSync(path)]);
 }
 
-export async function openTestDatabase(driver: Driver): Promise<TestDatabase> {
-  if (driver === 'pglite') {
+export async function openTestDatabase(backend: Backend): Promise<TestDatabase> {
+  if (backend === 'pglite') {
     const client = await PGlite.create({ loadDataDir: await pgliteTemplate() });
+    const database = await openDatabase({ pglite: client });
+    return { database, url: undefined, dispose: () => database.close() };
+  }
+  if (backend === 'pglite-worker') {
+    const client = await PgliteWorkerClient.open({ loadDataDir: await pgliteTemplate() });
     const database = await openDatabase({ pglite: client });
     return { database, url: undefined, dispose: () => database.close() };
   }
@@ -113,24 +130,26 @@ function isAlive(pid: number): boolean {
 
 export interface DriverContext {
   driver: Driver;
+  backend: Backend;
   /** The open database of this driver's suite (valid inside tests). */
   readonly database: Database;
   readonly url: string | undefined;
 }
 
-/** Declares `body`'s tests once per driver, each driver with its own database for this file. */
+/** Declares `body`'s tests once per backend, each with its own database for this file. */
 export function forEachDriver(body: (context: DriverContext) => void): void {
-  for (const driver of DRIVERS) {
-    describe(driver, () => {
+  for (const backend of BACKENDS) {
+    describe(backend, () => {
       let handle: TestDatabase | undefined;
       before(async () => {
-        handle = await openTestDatabase(driver);
+        handle = await openTestDatabase(backend);
       });
       after(async () => {
         await handle?.dispose();
       });
       body({
-        driver,
+        driver: driverOf(backend),
+        backend,
         get database() {
           if (handle === undefined) throw new Error('database not open yet');
           return handle.database;
