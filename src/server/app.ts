@@ -108,7 +108,15 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     throw error;
   }
   const info = model.info();
-  logger.info({ model: `${info.name} ${info.version}`, provider: info.provider, database: database.location }, 'model loaded');
+  logger.info(
+    {
+      model: `${info.name} ${info.version}`,
+      provider: info.provider,
+      database: database.location,
+      ...(embedded ? { pgliteWorker: config.pgliteWorker } : {}),
+    },
+    'model loaded',
+  );
 
   const metrics = new ServerMetrics(model);
   const events = new JobEvents();
