@@ -62,11 +62,13 @@ function quantile(samples: readonly number[], q: number): number {
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 const dataDir = mkdtempSync(join(tmpdir(), 'dialect-bench-api-'));
-const database = await openDatabase({ ...(process.env.DATABASE_URL ? { url: process.env.DATABASE_URL } : {}), dataDir });
+// As the server opens it: PGlite in a worker thread unless DIALECT_PGLITE_WORKER=0.
+const pgliteWorker = process.env.DIALECT_PGLITE_WORKER !== '0';
+const database = await openDatabase({ ...(process.env.DATABASE_URL ? { url: process.env.DATABASE_URL } : {}), dataDir, pgliteWorker });
 const model = await TarModel.load({ bundleDir: resolve(values.model), intraOpThreads: threads, maxBatch: 16 });
 const info = model.info();
 const logger = createLogger('warn');
-process.stderr.write(`bench:api on ${info.name} ${info.version} (${resolve(values.model)}), ${database.driver}\n`);
+process.stderr.write(`bench:api on ${info.name} ${info.version} (${resolve(values.model)}), ${database.driver}${database.driver === 'pglite' ? (pgliteWorker ? ' in a worker thread' : ' on the main thread') : ''}\n`);
 
 const imageBytes = readFileSync(values.image);
 const imageTokens = await model.encodeImage(imageBytes);
@@ -239,6 +241,7 @@ try {
     model: `${info.name} ${info.version}`,
     bundle: resolve(values.model),
     database: database.driver,
+    pgliteWorker: database.driver === 'pglite' && pgliteWorker,
     machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), threads },
     runs,
     ...one,
