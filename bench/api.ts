@@ -62,8 +62,8 @@ function quantile(samples: readonly number[], q: number): number {
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
 const dataDir = mkdtempSync(join(tmpdir(), 'dialect-bench-api-'));
-// As the server opens it: PGlite in a worker thread unless DIALECT_PGLITE_WORKER=0.
-const pgliteWorker = process.env.DIALECT_PGLITE_WORKER !== '0';
+// As the server opens it: PGlite on the main thread unless DIALECT_PGLITE_WORKER=1.
+const pgliteWorker = process.env.DIALECT_PGLITE_WORKER === '1' || process.env.DIALECT_PGLITE_WORKER === 'true';
 const database = await openDatabase({ ...(process.env.DATABASE_URL ? { url: process.env.DATABASE_URL } : {}), dataDir, pgliteWorker });
 const model = await TarModel.load({ bundleDir: resolve(values.model), intraOpThreads: threads, maxBatch: 16 });
 const info = model.info();

@@ -61,7 +61,10 @@ export interface ServerConfig {
   databaseUrl: string | undefined;
   /** Where PGlite keeps its files (in `<dataDir>/pglite`). Defaults to `./data` (`DIALECT_DATA_DIR`). */
   dataDir: string;
-  /** Run PGlite in a worker thread, beside the model's thread. Defaults to true (`DIALECT_PGLITE_WORKER`=1|0). */
+  /**
+   * Run PGlite in a worker thread, beside the model's thread (`DIALECT_PGLITE_WORKER`=1|0). Defaults to false: on
+   * the 2-core machines measured (docs/performance.md) the worker's messages cost more than the overlap gained.
+   */
   pgliteWorker: boolean;
   /** Secret that signs image URLs (`DIALECT_URL_SECRET`, 32+ characters); random per process when unset. */
   urlSecret: string | undefined;
@@ -195,7 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     concurrency,
     databaseUrl,
     dataDir: resolve(str('DIALECT_DATA_DIR') ?? 'data'),
-    pgliteWorker: pgliteWorkerText === undefined || pgliteWorkerText === '1' || pgliteWorkerText === 'true',
+    pgliteWorker: pgliteWorkerText === '1' || pgliteWorkerText === 'true',
     urlSecret,
     imageUrlTtlSeconds: int('DIALECT_IMAGE_URL_TTL', 86_400, 60, 365 * 86_400),
     allowedOrigins,

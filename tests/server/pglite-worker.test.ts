@@ -1,5 +1,5 @@
 /**
- * The server on its embedded database runs PGlite in a worker thread (DIALECT_PGLITE_WORKER, default on): in
+ * The server on its embedded database can run PGlite in a worker thread (DIALECT_PGLITE_WORKER=1; default off): in
  * process through startServer, and as `npm start` runs it (tsx src/server/main.ts), where the worker must load its
  * TypeScript the same way. Each does a generate and reads the history back over HTTP.
  */
@@ -52,11 +52,11 @@ async function generateAndReadBack(url: string, earlier: string[] = []): Promise
   return all;
 }
 
-test('the server opens its PGlite data folder in a worker thread by default, and in-thread with DIALECT_PGLITE_WORKER=0', async () => {
+test('the server opens its PGlite data folder in a worker thread with DIALECT_PGLITE_WORKER=1, and in-thread by default', async () => {
   const dataDir = await seededDataDir();
   let conversations: string[] = [];
   try {
-    for (const [flag, kind] of [[undefined, PgliteWorkerClient], ['0', PGlite]] as const) {
+    for (const [flag, kind] of [['1', PgliteWorkerClient], [undefined, PGlite]] as const) {
       const env = { PORT: '0', DIALECT_MODEL: TINY_BUNDLE, DIALECT_DATA_DIR: dataDir, ...(flag === undefined ? {} : { DIALECT_PGLITE_WORKER: flag }) };
       const config = loadConfig(env);
       const logs = new LogSink();
@@ -64,7 +64,7 @@ test('the server opens its PGlite data folder in a worker thread by default, and
       try {
         const client = (server.services.database.db as unknown as { $client: unknown }).$client;
         assert.ok(client instanceof kind, `DIALECT_PGLITE_WORKER=${flag ?? 'unset'}: ${kind.name}`);
-        assert.equal(logs.lines.find((line) => line.msg === 'model loaded')?.pgliteWorker, flag === undefined);
+        assert.equal(logs.lines.find((line) => line.msg === 'model loaded')?.pgliteWorker, flag === '1');
         // The second server (in-thread) finds the first one's (worker) history in the folder.
         conversations = await generateAndReadBack(server.url, conversations);
       } finally {
@@ -80,7 +80,7 @@ test('npm start (tsx src/server/main.ts) runs with the worker: generate and hist
   const dataDir = await seededDataDir();
   const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['src/server/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', DIALECT_MODEL: TINY_BUNDLE, DIALECT_DATA_DIR: dataDir, DATABASE_URL: '', DIALECT_PGLITE_WORKER: '', LOG_LEVEL: 'info' },
+    env: { ...process.env, PORT: '0', DIALECT_MODEL: TINY_BUNDLE, DIALECT_DATA_DIR: dataDir, DATABASE_URL: '', DIALECT_PGLITE_WORKER: '1', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -112,7 +112,7 @@ test('npm start (tsx src/server/main.ts) runs with the worker: generate and hist
 });
 
 test('DIALECT_PGLITE_WORKER takes 1 or 0', () => {
-  assert.equal(loadConfig({}).pgliteWorker, true);
+  assert.equal(loadConfig({}).pgliteWorker, false);
   assert.equal(loadConfig({ DIALECT_PGLITE_WORKER: '1' }).pgliteWorker, true);
   assert.equal(loadConfig({ DIALECT_PGLITE_WORKER: 'false' }).pgliteWorker, false);
   assert.throws(() => loadConfig({ DIALECT_PGLITE_WORKER: 'maybe' }), /DIALECT_PGLITE_WORKER must be 1 or 0, not "maybe"/);
