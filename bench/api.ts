@@ -35,7 +35,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     clients: { type: 'string', default: '64' },
     duration: { type: 'string', default: '60' },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '1' }, // the runtime's default for a small bundle (tar-model.ts)
     image: { type: 'string', default: join(root, 'bench/input.png') },
     out: { type: 'string', default: join(root, 'bench/results/api.json') },
   },

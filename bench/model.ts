@@ -1,7 +1,7 @@
 /**
  * `npm run bench:model`: the model runtime measured in one run on one bundle and one input.
  *
- *   npm run bench:model -- [--model DIR] [--runs 20] [--threads 2] [--no-pytorch] [--out bench/results/model.json]
+ *   npm run bench:model -- [--model DIR] [--runs 20] [--threads 1] [--no-pytorch] [--out bench/results/model.json]
  *
  * 1. Latency at concurrency 1, greedy everywhere (so that PyTorch does the same work and must produce the same
  *    tokens): per stage (encode, prefill, per-token decode, de-tokenize, VQ decode) and end to end p50/p95 of
@@ -33,7 +33,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: DEFAULT_BUNDLE_DIR },
     runs: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
-    threads: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '1' }, // the runtime's default for a small bundle (tar-model.ts)
     image: { type: 'string', default: join(root, 'bench/input.png') },
     out: { type: 'string', default: join(root, 'bench/results/model.json') },
     'no-pytorch': { type: 'boolean', default: false },

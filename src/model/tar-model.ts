@@ -1,3 +1,5 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type Bundle, graphDtype, type LoadProgress, loadBundle } from './bundle.ts';
 import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, type StepInfo } from './decoder.ts';
@@ -23,7 +25,10 @@ export interface TarModelOptions {
   bundleDir: string;
   /** onnxruntime execution provider. Defaults to `'cpu'`. */
   provider?: ExecutionProvider;
-  /** onnxruntime intra-op threads per graph. Defaults to onnxruntime's choice (all physical cores). */
+  /**
+   * onnxruntime intra-op threads per graph. Defaults to 1 on the CPU for a small bundle (see
+   * defaultIntraOpThreads), else onnxruntime's choice (all physical cores).
+   */
   intraOpThreads?: number;
   /** Most rows decoded together per decoder (a CFG request takes 2 AR-DTok rows). Defaults to 16. */
   maxBatch?: number;
@@ -289,9 +294,10 @@ export class TarModel {
 
   /** Opens and validates a bundle (see loadBundle) and prepares the decoders. */
   static async load(options: TarModelOptions): Promise<TarModel> {
+    const intraOpThreads = options.intraOpThreads ?? (await defaultIntraOpThreads(options.bundleDir, options.provider));
     const bundle = await loadBundle(options.bundleDir, {
       ...(options.provider === undefined ? {} : { provider: options.provider }),
-      ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
+      ...(intraOpThreads === undefined ? {} : { intraOpThreads }),
       ...(options.onLoadProgress === undefined ? {} : { onProgress: options.onLoadProgress }),
     });
     try {
@@ -601,4 +607,26 @@ function checkPrompt(prompt: unknown): void {
 
 function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CancelledError('the request was cancelled', { cause: signal.reason });
+}
+
+/** Bundles whose graphs weigh less than this run one intra-op thread by default on the CPU. */
+const SMALL_BUNDLE_BYTES = 128 * 1024 * 1024;
+
+/**
+ * The default intra-op thread count. A small model's matrices are too small to split: on the 2-core machines
+ * measured (docs/performance.md, "Threads"), tar-shapes generates in 107 ms p50 with one thread against 253 ms
+ * with two, and answers more requests at 16 in flight (18.3 against 13.1 a second). Large bundles (the released
+ * checkpoints) keep onnxruntime's choice. Undefined when the folder cannot be read: loadBundle reports that.
+ */
+async function defaultIntraOpThreads(bundleDir: string, provider: ExecutionProvider | undefined): Promise<number | undefined> {
+  if ((provider ?? 'cpu') !== 'cpu') return undefined;
+  try {
+    let bytes = 0;
+    for (const name of await readdir(bundleDir)) {
+      if (name.endsWith('.onnx') || name.endsWith('.onnx.data')) bytes += (await stat(join(bundleDir, name))).size;
+    }
+    return bytes < SMALL_BUNDLE_BYTES ? 1 : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -51,7 +51,7 @@ export interface ServerConfig {
   bundleDir: string;
   /** Defaults to cpu (`DIALECT_PROVIDER`). */
   provider: Provider;
-  /** onnxruntime intra-op threads; onnxruntime's choice when unset (`DIALECT_THREADS`). */
+  /** onnxruntime intra-op threads (`DIALECT_THREADS`); unset: the runtime's default (1 for a small bundle). */
   threads: number | undefined;
   /** Rows decoded together (`DIALECT_MAX_BATCH`). Defaults to 16. */
   maxBatch: number;
