@@ -233,8 +233,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const costLimit: ApolloServerPlugin<Context> = {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, operationName, request }) {
-          const error = rules.costError(document, operationName ?? undefined, request.variables);
+        async didResolveOperation({ document, operation, request }) {
+          if (operation === undefined) return; // Apollo refuses a document without the named operation itself
+          const error = rules.costError(document, operation, request.variables);
           if (error !== undefined) {
             throw new GraphQLError(error.message, { extensions: { ...error.extensions, http: { status: 400 } } });
           }

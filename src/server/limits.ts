@@ -114,24 +114,27 @@ export function listFieldNames(schema: GraphQLSchema): Set<string> {
 
 type ComplexityLimits = Pick<Limits, 'maxQueryDepth' | 'maxQueryCost' | 'maxAliases' | 'maxPageSize'>;
 
-/** Every limit an operation exceeds, as errors. `cost: false` leaves the cost out (it needs the variables). */
+/**
+ * The limits an operation exceeds, as errors: its shape (depth, aliases), its cost (which needs the variables), or
+ * both.
+ */
 function complexityErrors(
   operation: OperationDefinitionNode,
   fragments: Map<string, FragmentDefinitionNode>,
   limits: ComplexityLimits,
   listFields: ReadonlySet<string>,
   variables: Record<string, unknown> | undefined,
-  cost: boolean,
+  checks: { shape: boolean; cost: boolean },
 ): GraphQLError[] {
   const walk = measure(operation, fragments, variables, listFields, limits.maxPageSize);
   const errors: GraphQLError[] = [];
-  if (walk.depth > limits.maxQueryDepth) {
+  if (checks.shape && walk.depth > limits.maxQueryDepth) {
     errors.push(tooComplex(`the operation is ${walk.depth} levels deep, more than the limit of ${limits.maxQueryDepth}`));
   }
-  if (walk.aliases > limits.maxAliases) {
+  if (checks.shape && walk.aliases > limits.maxAliases) {
     errors.push(tooComplex(`the operation has ${walk.aliases} aliases, more than the limit of ${limits.maxAliases}`));
   }
-  if (cost && walk.cost > limits.maxQueryCost) {
+  if (checks.cost && walk.cost > limits.maxQueryCost) {
     errors.push(tooComplex(`the operation's estimated cost is ${walk.cost}, more than the limit of ${limits.maxQueryCost}`));
   }
   return errors;
@@ -156,7 +159,9 @@ export function complexityRule(
     const fragments = fragmentsOf(context.getDocument());
     return {
       OperationDefinition(operation) {
-        for (const error of complexityErrors(operation, fragments, limits, listFields, variables, cost)) context.reportError(error);
+        for (const error of complexityErrors(operation, fragments, limits, listFields, variables, { shape: true, cost })) {
+          context.reportError(error);
+        }
       },
     };
   };
@@ -182,7 +187,7 @@ export interface OperationRules {
    * The cost limit of the operation Apollo resolved, with the request's variables (a page size given as
    * `first: $n` counts as n), for a plugin's didResolveOperation. Returns the error, if any.
    */
-  costError(document: DocumentNode, operationName: string | undefined, variables?: Record<string, unknown>): GraphQLError | undefined;
+  costError(document: DocumentNode, operation: OperationDefinitionNode, variables?: Record<string, unknown>): GraphQLError | undefined;
   /** Full validation for a WebSocket subscribe message, standard rules included; returns the errors. */
   validate(schema: GraphQLSchema, document: DocumentNode, variables?: Record<string, unknown>): readonly GraphQLError[];
 }
@@ -195,15 +200,8 @@ export function operationRules(schema: GraphQLSchema, limits: Limits, introspect
   ];
   return {
     apollo: extra(undefined, false),
-    costError(document, operationName, variables) {
-      const operation = document.definitions.find(
-        (d): d is OperationDefinitionNode =>
-          d.kind === Kind.OPERATION_DEFINITION && (operationName === undefined || d.name?.value === operationName),
-      );
-      if (operation === undefined) return undefined;
-      const costLimits = { ...limits, maxQueryDepth: Infinity, maxAliases: Infinity };
-      return complexityErrors(operation, fragmentsOf(document), costLimits, listFields, variables, true)[0];
-    },
+    costError: (document, operation, variables) =>
+      complexityErrors(operation, fragmentsOf(document), limits, listFields, variables, { shape: false, cost: true })[0],
     validate: (s, document, variables) => validate(s, document, [...specifiedRules, ...extra(variables, true)]),
   };
 }

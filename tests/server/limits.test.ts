@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parse, validate } from 'graphql';
+import { getOperationAST, parse, validate } from 'graphql';
 import { buildSchema } from '../../src/server/app.ts';
 import { DEFAULT_LIMITS } from '../../src/server/config.ts';
 import { operationRules, RateLimiter } from '../../src/server/limits.ts';
@@ -39,11 +39,13 @@ test('over HTTP the cost is checked once the variables are known (costError), th
   const limits = { ...DEFAULT_LIMITS, maxQueryCost: 1000 };
   const rules = operationRules(schema, limits, false);
   const query = parse('query Q($n: Int) { conversations(first: $n) { edges { node { turns { id prompt } } } } }');
+  const operation = getOperationAST(query, 'Q');
+  assert.ok(operation);
   assert.deepEqual(validate(schema, query, rules.apollo), [], 'validation alone does not guess the page size');
-  assert.equal(rules.costError(query, 'Q', { n: 2 }), undefined);
-  assert.match(rules.costError(query, 'Q', { n: 100 })?.message ?? '', /estimated cost is \d+, more than the limit of 1000/);
-  assert.equal(rules.costError(query, 'Q', { n: 100 })?.extensions.code, 'QUERY_TOO_COMPLEX');
-  assert.match(rules.costError(query, undefined, {})?.message ?? '', /estimated cost/, 'no page size: the largest page');
+  assert.equal(rules.costError(query, operation, { n: 2 }), undefined);
+  assert.match(rules.costError(query, operation, { n: 100 })?.message ?? '', /estimated cost is \d+, more than the limit of 1000/);
+  assert.equal(rules.costError(query, operation, { n: 100 })?.extensions.code, 'QUERY_TOO_COMPLEX');
+  assert.match(rules.costError(query, operation, {})?.message ?? '', /estimated cost/, 'no page size: the largest page');
 });
 
 test('standard validation runs too (for WebSocket operations)', () => {
