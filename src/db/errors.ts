@@ -49,7 +49,7 @@ function pgCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** Finds the driver's error under drizzle's wrapper (DrizzleQueryError keeps it as `cause`). */
+/** Finds the driver's error (anything with a string `code`) under drizzle's wrapper (DrizzleQueryError keeps it as `cause`). */
 function driverError(error: unknown): unknown {
   let current = error;
   for (let depth = 0; depth < 5; depth += 1) {
@@ -61,23 +61,13 @@ function driverError(error: unknown): unknown {
   return current;
 }
 
-function typedCause(error: unknown): DbError | undefined {
-  let current = (error as { cause?: unknown } | null)?.cause;
-  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth += 1) {
-    if (current instanceof DbError) return current;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 /** Turns any error thrown by a driver into a DbError; DbErrors pass through. Never throws. */
 export function toDbError(error: unknown): DbError {
   if (error instanceof DbError) return error;
-  // The PGlite worker client fails a query with a DbError (DATABASE_UNAVAILABLE when its thread is gone), which
-  // drizzle wraps like any driver error.
-  const typed = typedCause(error);
-  if (typed !== undefined) return typed;
   const inner = driverError(error);
+  // The PGlite worker client fails a query with a DbError (DATABASE_UNAVAILABLE when its thread is gone), which
+  // drizzle wraps like any driver error; its string code stops driverError's walk there.
+  if (inner instanceof DbError) return inner;
   const code = pgCode(inner);
   const message = inner instanceof Error ? inner.message : String(inner);
   const constraint = (inner as { constraint?: unknown } | null)?.constraint;
