@@ -555,7 +555,7 @@ def vq_held_out(vq, pool, device, n=500):
             "codes_used": int(len(torch.unique(codes)))}
 
 
-def refine_vq_decoder(run, a, minutes, steps=4000):
+def refine_vq_decoder(run, a, minutes, steps=PLAN["vq-refine"][0]):
     """VQ-VAE phase 2: the encoder and codebook frozen (so the codes, and the AR-DTok trained on them, stay
     valid), the decoder fine-tuned for sharp small shapes: L1 + L2 weighted ×10 on foreground pixels plus an
     image-gradient (edge) loss. Writes the refined decoder into OUT/vq-vae.pt."""
