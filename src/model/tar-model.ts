@@ -614,7 +614,7 @@ const SMALL_BUNDLE_BYTES = 128 * 1024 * 1024;
 
 /**
  * The default intra-op thread count. A small model's matrices are too small to split: on the 2-core machines
- * measured (docs/performance.md, "Threads"), tar-shapes generates in 107 ms p50 with one thread against 253 ms
+ * measured (docs/performance.md, "Threads"), tar-shapes generates in 107 ms p50 with one thread against 268 ms
  * with two, and answers more requests at 16 in flight (18.3 against 13.1 a second). Large bundles (the released
  * checkpoints) keep onnxruntime's choice. Undefined when the folder cannot be read: loadBundle reports that.
  */
