@@ -2,6 +2,7 @@
  * `npm run bench:api`: the API's cost over the model runtime, and the server under load, in one run on one model.
  *
  *   npm run bench:api -- [--model DIR] [--runs 20] [--concurrency 8] [--clients 64] [--duration 60] [--threads 2]
+ *                        [--model-thread]
  *                        [--out bench/results/api.json]
  *
  * 1. Latency (p50, p99) of understand, generate and edit at concurrency 1: a direct `TarModel` call and the same
@@ -11,6 +12,9 @@
  * 3. Load: `--clients` concurrent clients (each its own user) for `--duration` seconds, each sending a random
  *    mutation, waiting for it, and backing off 250 ms after a refusal. The server runs with its default limits.
  *    Every answer must be a success or a typed refusal (QUEUE_FULL, RATE_LIMITED); anything else fails the run.
+ *
+ * The direct calls use a TarModel in this thread. The server is given the same model, or with `--model-thread` a
+ * ThreadedTarModel of the same bundle (as DIALECT_MODEL_THREAD=1 runs it), whose thread hop then counts as API cost.
  *
  * The database is a fresh PGlite in a temporary folder (or DATABASE_URL). Writes bench/results/api.json.
  */
@@ -22,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_BUNDLE_DIR } from '../src/cli/model-options.ts';
 import { openDatabase } from '../src/db/client.ts';
-import { TarModel } from '../src/model/index.ts';
+import { type Model, TarModel, ThreadedTarModel } from '../src/model/index.ts';
 import { startServer } from '../src/server/app.ts';
 import { loadConfig } from '../src/server/config.ts';
 import { createLogger } from '../src/server/logging.ts';
@@ -35,7 +39,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     clients: { type: 'string', default: '64' },
     duration: { type: 'string', default: '60' },
-    threads: { type: 'string', default: '1' }, // the runtime's default for a small bundle (tar-model.ts)
+    threads: { type: 'string', default: '1' },
+    'model-thread': { type: 'boolean', default: false }, // the runtime's default for a small bundle (tar-model.ts)
     image: { type: 'string', default: join(root, 'bench/input.png') },
     out: { type: 'string', default: join(root, 'bench/results/api.json') },
   },
@@ -66,9 +71,12 @@ const dataDir = mkdtempSync(join(tmpdir(), 'dialect-bench-api-'));
 const pgliteWorker = process.env.DIALECT_PGLITE_WORKER === '1' || process.env.DIALECT_PGLITE_WORKER === 'true';
 const database = await openDatabase({ ...(process.env.DATABASE_URL ? { url: process.env.DATABASE_URL } : {}), dataDir, pgliteWorker });
 const model = await TarModel.load({ bundleDir: resolve(values.model), intraOpThreads: threads, maxBatch: 16 });
+const served: Model = values['model-thread']
+  ? await ThreadedTarModel.load({ bundleDir: resolve(values.model), intraOpThreads: threads, maxBatch: 16 })
+  : model;
 const info = model.info();
 const logger = createLogger('warn');
-process.stderr.write(`bench:api on ${info.name} ${info.version} (${resolve(values.model)}), ${database.driver}${database.driver === 'pglite' ? (pgliteWorker ? ' in a worker thread' : ' on the main thread') : ''}\n`);
+process.stderr.write(`bench:api on ${info.name} ${info.version} (${resolve(values.model)}), ${database.driver}${database.driver === 'pglite' ? (pgliteWorker ? ' in a worker thread' : ' on the main thread') : ''}, the server's model ${served === model ? 'in its thread' : 'in a worker thread'}\n`);
 
 const imageBytes = readFileSync(values.image);
 const imageTokens = await model.encodeImage(imageBytes);
@@ -76,7 +84,7 @@ const imageTokens = await model.encodeImage(imageBytes);
 async function phaseOne() {
   const server = await startServer(
     loadConfig({ PORT: '0', LOG_LEVEL: 'warn', DIALECT_RATE_PER_MINUTE: '1000000', DIALECT_RATE_BURST: '100000', DIALECT_MAX_JOBS_PER_USER: '10000', DIALECT_MAX_QUEUE: '10000' }),
-    { database, model, logger },
+    { database, model: served, logger },
   );
   const post = async (query: string, variables: object) => {
     const response = await fetch(`${server.url}/graphql`, {
@@ -164,7 +172,7 @@ async function phaseOne() {
 }
 
 async function phaseTwo() {
-  const server = await startServer(loadConfig({ PORT: '0', LOG_LEVEL: 'warn' }), { database, model, logger });
+  const server = await startServer(loadConfig({ PORT: '0', LOG_LEVEL: 'warn' }), { database, model: served, logger });
   const deadline = Date.now() + durationS * 1000;
   const outcomes: Record<string, number> = {};
   const failures: string[] = [];
@@ -243,6 +251,7 @@ try {
     database: database.driver,
     pgliteWorker: database.driver === 'pglite' && pgliteWorker,
     machine: { cpus: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), threads },
+    modelThread: served !== model,
     runs,
     ...one,
     load,
@@ -261,6 +270,7 @@ try {
   }
 } finally {
   await model.dispose();
+  if (served !== model) await served.dispose();
   await database.close();
   rmSync(dataDir, { recursive: true, force: true });
 }

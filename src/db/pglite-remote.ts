@@ -11,7 +11,8 @@
  * its id, and an `end` that commits or rolls back. If the worker dies (an uncaught error, `terminate()`), every
  * pending and later request fails with DATABASE_UNAVAILABLE instead of waiting for ever.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from '../lib/ts-worker.ts';
 import { DbError } from './errors.ts';
 import {
   fromWireError,
@@ -23,24 +24,8 @@ import {
   type WorkerInit,
 } from './pglite-protocol.ts';
 
-/** The worker's entry: a .ts file, loaded through tsx as the rest of the sources are (see BOOTSTRAP). */
-const WORKER_ENTRY = new URL('./pglite-worker.ts', import.meta.url).href;
-
-/**
- * A worker does not inherit the main thread's module hooks: tsx registers them at run time in `bin/dialect.js`,
- * and its `--import` loader, although a worker inherits the flag, does not register itself in worker threads. So
- * the worker starts from this script, which imports the entry and, if Node cannot load .ts by itself, registers
- * tsx first.
- */
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-import(workerData.entry).catch(async (error) => {
-  if (error == null || error.code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw error;
-  const { register } = await import(workerData.tsx);
-  register();
-  await import(workerData.entry + '?tsx');
-});
-`;
+/** The worker's entry, started through src/lib/ts-worker.ts so that its TypeScript loads as the rest does. */
+const WORKER_ENTRY = new URL('./pglite-worker.ts', import.meta.url);
 
 export interface PgliteWorkerOptions {
   /** PGlite's folder; in memory when absent. */
@@ -100,10 +85,7 @@ export class PgliteWorkerClient {
       init.loadDataDir =
         options.loadDataDir instanceof Uint8Array ? options.loadDataDir : new Uint8Array(await options.loadDataDir.arrayBuffer());
     }
-    const worker = new Worker(BOOTSTRAP, {
-      eval: true,
-      workerData: { ...init, entry: WORKER_ENTRY, tsx: import.meta.resolve('tsx/esm/api') },
-    });
+    const worker = startTsWorker(WORKER_ENTRY, init);
     const client = new PgliteWorkerClient(worker);
     await new Promise<void>((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the PGlite worker exited (code ${code}) while opening`));

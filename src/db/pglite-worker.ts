@@ -5,13 +5,14 @@
  * outside a transaction wait for PGlite's own lock, and a transaction holds that lock from `begin` to `end` while
  * the queries tagged with its id run inside it.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
+import { workerInput } from '../lib/ts-worker.ts';
 import { PGlite, type ParserOptions, type QueryOptions, type Transaction } from '@electric-sql/pglite';
 import { type Reply, type Request, toWireError, type WireQueryOptions, type WorkerInit } from './pglite-protocol.ts';
 
 if (parentPort === null) throw new Error('pglite-worker.ts runs as a worker thread');
 const port = parentPort;
-const init = workerData as WorkerInit;
+const init = workerInput<WorkerInit>();
 
 const post = (reply: Reply) => port.postMessage(reply);
 

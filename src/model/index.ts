@@ -16,7 +16,9 @@ export {
   type RenderResult,
   type ModelInfo,
   type ModelMetrics,
+  isSmallCpuBundle,
 } from './tar-model.ts';
+export { ThreadedTarModel, type Model } from './thread/threaded-model.ts';
 export type { ImageTokens, Turn, Task } from './prompt.ts';
 export type { TextSampling, ImageSampling, DetokSampling, SamplingSettings } from './sampling.ts';
 export type { Manifest, ScaleInfo } from './manifest.ts';

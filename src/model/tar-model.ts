@@ -609,24 +609,32 @@ function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CancelledError('the request was cancelled', { cause: signal.reason });
 }
 
-/** Bundles whose graphs weigh less than this run one intra-op thread by default on the CPU. */
+/** Bundles whose graphs weigh less than this are "small": one intra-op thread, and served in the caller's thread. */
 const SMALL_BUNDLE_BYTES = 128 * 1024 * 1024;
 
 /**
- * The default intra-op thread count. A small model's matrices are too small to split: on the 2-core machines
- * measured (docs/performance.md, "Threads"), tar-shapes generates in 107 ms p50 with one thread against 268 ms
- * with two, and answers more requests at 16 in flight (18.3 against 13.1 a second). Large bundles (the released
- * checkpoints) keep onnxruntime's choice. Undefined when the folder cannot be read: loadBundle reports that.
+ * Whether a bundle is small and runs on the CPU: its graphs weigh less than 128 MB (tar-shapes: 29 MB; the released
+ * checkpoints: gigabytes). Undefined when the folder cannot be read (loadBundle reports that).
  */
-async function defaultIntraOpThreads(bundleDir: string, provider: ExecutionProvider | undefined): Promise<number | undefined> {
-  if ((provider ?? 'cpu') !== 'cpu') return undefined;
+export async function isSmallCpuBundle(bundleDir: string, provider: ExecutionProvider | undefined): Promise<boolean | undefined> {
+  if ((provider ?? 'cpu') !== 'cpu') return false;
   try {
     let bytes = 0;
     for (const name of await readdir(bundleDir)) {
       if (name.endsWith('.onnx') || name.endsWith('.onnx.data')) bytes += (await stat(join(bundleDir, name))).size;
     }
-    return bytes < SMALL_BUNDLE_BYTES ? 1 : undefined;
+    return bytes < SMALL_BUNDLE_BYTES;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The default intra-op thread count. A small model's matrices are too small to split: on the 2-core machines
+ * measured (docs/performance.md, "Threads"), tar-shapes generates in 107 ms p50 with one thread against 268 ms
+ * with two, and answers more requests at 16 in flight (18.3 against 13.1 a second). Large bundles (the released
+ * checkpoints) and other providers keep onnxruntime's choice.
+ */
+async function defaultIntraOpThreads(bundleDir: string, provider: ExecutionProvider | undefined): Promise<number | undefined> {
+  return (await isSmallCpuBundle(bundleDir, provider)) === true ? 1 : undefined;
 }

@@ -20,7 +20,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { type Database, openDatabase } from '../db/client.ts';
 import { recoverInterruptedJobs } from '../db/jobs.ts';
-import { TarModel } from '../model/index.ts';
+import { isSmallCpuBundle, type Model, TarModel, ThreadedTarModel } from '../model/index.ts';
 import { Authenticator, credentialsFromHeaders, credentialsFromParams, type Principal } from './auth.ts';
 import { ConfigError, isLoopback, type ServerConfig } from './config.ts';
 import { type Context, Loaders, type Services } from './context.ts';
@@ -47,7 +47,7 @@ export interface StartOptions {
   /** An open database to use (not closed by `stop`); otherwise one is opened from the configuration. */
   database?: Database;
   /** A loaded model to use (not disposed by `stop`); otherwise the configured bundle is loaded. */
-  model?: TarModel;
+  model?: Model;
   logger?: Logger;
 }
 
@@ -89,15 +89,16 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       onConnectionError: (error) => logger.warn({ err: error }, 'database connection lost'),
     }));
   const ownsModel = options.model === undefined;
-  let model: TarModel;
+  let model: Model;
   try {
     // PGlite belongs to this one process, so every running job there was left by a crash; on a PostgreSQL server
     // other servers may be running theirs, so only jobs whose lease ran out are taken (here and every lease period).
     const recovered = await recoverInterruptedJobs(database, { everyRunningJob: database.driver === 'pglite' });
     if (recovered.requeued.length + recovered.failed.length > 0) logger.warn(recovered, 'recovered jobs of an earlier run');
+    const threaded = config.modelThread === 'auto' ? (await isSmallCpuBundle(config.bundleDir, config.provider)) !== true : config.modelThread;
     model =
       options.model ??
-      (await TarModel.load({
+      (await (threaded ? ThreadedTarModel : TarModel).load({
         bundleDir: config.bundleDir,
         provider: config.provider,
         maxBatch: config.maxBatch,
@@ -113,6 +114,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       model: `${info.name} ${info.version}`,
       provider: info.provider,
       database: database.location,
+      modelThread: model instanceof ThreadedTarModel,
       ...(embedded ? { pgliteWorker: config.pgliteWorker } : {}),
     },
     'model loaded',

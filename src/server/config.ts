@@ -66,6 +66,13 @@ export interface ServerConfig {
    * the 2-core machines measured (docs/performance.md) the worker's messages cost more than the overlap gained.
    */
   pgliteWorker: boolean;
+  /**
+   * Run the model in a worker thread of its own (`DIALECT_MODEL_THREAD`=1|0|auto). In a thread, inference blocks
+   * that thread only, so HTTP, SQL and health checks are not held up by a long graph run; for a small model on two
+   * cores the thread is slower (docs/performance.md, "The model thread"). Defaults to `auto`: a thread for bundles
+   * of 128 MB or more and for GPU providers, the caller's thread for a small CPU bundle (the shipped one).
+   */
+  modelThread: boolean | 'auto';
   /** Secret that signs image URLs (`DIALECT_URL_SECRET`, 32+ characters); random per process when unset. */
   urlSecret: string | undefined;
   /** Lifetime of a signed image URL in seconds. Defaults to 86,400 (a day) (`DIALECT_IMAGE_URL_TTL`). */
@@ -164,6 +171,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   if (pgliteWorkerText !== undefined && !['0', '1', 'true', 'false'].includes(pgliteWorkerText)) {
     problems.push(`DIALECT_PGLITE_WORKER must be 1 or 0, not "${pgliteWorkerText}"`);
   }
+  const modelThreadText = str('DIALECT_MODEL_THREAD');
+  if (modelThreadText !== undefined && !['0', '1', 'true', 'false', 'auto'].includes(modelThreadText)) {
+    problems.push(`DIALECT_MODEL_THREAD must be 1, 0 or auto, not "${modelThreadText}"`);
+  }
   const introspectionText = str('DIALECT_INTROSPECTION');
   if (introspectionText !== undefined && !['0', '1', 'true', 'false'].includes(introspectionText)) {
     problems.push(`DIALECT_INTROSPECTION must be 1 or 0, not "${introspectionText}"`);
@@ -199,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     databaseUrl,
     dataDir: resolve(str('DIALECT_DATA_DIR') ?? 'data'),
     pgliteWorker: pgliteWorkerText === '1' || pgliteWorkerText === 'true',
+    modelThread: modelThreadText === undefined || modelThreadText === 'auto' ? 'auto' : modelThreadText === '1' || modelThreadText === 'true',
     urlSecret,
     imageUrlTtlSeconds: int('DIALECT_IMAGE_URL_TTL', 86_400, 60, 365 * 86_400),
     allowedOrigins,

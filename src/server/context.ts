@@ -3,7 +3,7 @@ import type { Database } from '../db/client.ts';
 import { getConversation, getTurn, type Conversation, type Turn } from '../db/conversations.ts';
 import { getImage, type Image } from '../db/images.ts';
 import { getJob, type Job } from '../db/jobs.ts';
-import type { TarModel } from '../model/index.ts';
+import type { Model } from '../model/index.ts';
 import type { Principal } from './auth.ts';
 import type { Limits } from './config.ts';
 import type { ImageUrlSigner } from './images-route.ts';
@@ -14,7 +14,7 @@ import type { TurnService } from './services/turns.ts';
 /** The long-lived parts of the server that resolvers reach (one instance per server). */
 export interface Services {
   database: Database;
-  model: TarModel;
+  model: Model;
   runner: JobRunner;
   events: JobEvents;
   turns: TurnService;

@@ -11,7 +11,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Database } from '../db/client.ts';
 import { getImage, getImagePng, setImagePng } from '../db/images.ts';
-import type { TarModel } from '../model/index.ts';
+import type { Model } from '../model/index.ts';
 import type { Logger } from './logging.ts';
 
 export class ImageUrlSigner {
@@ -47,7 +47,7 @@ export class ImageUrlSigner {
   }
 }
 
-export function imagesRoute(deps: { database: Database; model: TarModel; signer: ImageUrlSigner; logger: Logger }) {
+export function imagesRoute(deps: { database: Database; model: Model; signer: ImageUrlSigner; logger: Logger }) {
   const renders = new Map<string, Promise<Buffer>>();
   const render = async (userId: string, imageId: string): Promise<Buffer> => {
     const image = await getImage(deps.database, userId, imageId);

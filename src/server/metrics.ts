@@ -3,7 +3,7 @@
  * second, HTTP requests, and the model's batch counters. One registry per server, so tests can start several.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { TarModel } from '../model/index.ts';
+import type { Model } from '../model/index.ts';
 
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
 
@@ -72,7 +72,7 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
-  constructor(model?: TarModel) {
+  constructor(model?: Model) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dialect_process_' });
     if (model !== undefined) {
       const registry = this.registry;

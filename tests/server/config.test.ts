@@ -10,6 +10,15 @@ test('defaults: loopback, port 4000, the shipped model, PGlite, production', () 
   assert.equal(config.databaseUrl, undefined);
   assert.equal(config.introspection, false);
   assert.deepEqual(config.limits, DEFAULT_LIMITS);
+  assert.equal(config.modelThread, 'auto');
+  assert.equal(config.pgliteWorker, false);
+});
+
+test('DIALECT_MODEL_THREAD: 1, 0, auto, or a clear problem', () => {
+  assert.equal(loadConfig({ DIALECT_MODEL_THREAD: '1' }).modelThread, true);
+  assert.equal(loadConfig({ DIALECT_MODEL_THREAD: 'false' }).modelThread, false);
+  assert.equal(loadConfig({ DIALECT_MODEL_THREAD: 'auto' }).modelThread, 'auto');
+  assert.throws(() => loadConfig({ DIALECT_MODEL_THREAD: 'yes' }), /DIALECT_MODEL_THREAD must be 1, 0 or auto, not "yes"/);
 });
 
 test('environment variables override, and every problem is reported at once', () => {

@@ -12,7 +12,7 @@ import { getImage } from '../../db/images.ts';
 import { claimNextJob, failJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob, type Job as DbJob } from '../../db/jobs.ts';
 import { listQueuedJobs } from '../../db/server-queries.ts';
 import { finishJob } from '../../db/turn-writes.ts';
-import { ModelError, type ImageTokens, type ProgressEvent, type TarModel, type Timings, type Turn } from '../../model/index.ts';
+import { ModelError, type ImageTokens, type ProgressEvent, type Model, type Timings, type Turn } from '../../model/index.ts';
 import { modelErrorCode } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import type { ServerMetrics } from '../metrics.ts';
@@ -98,7 +98,7 @@ export class JobRunner {
 
   constructor(
     private readonly database: Database,
-    private readonly model: TarModel,
+    private readonly model: Model,
     private readonly events: JobEvents,
     private readonly metrics: ServerMetrics,
     private readonly logger: Logger,

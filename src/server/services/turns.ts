@@ -10,7 +10,7 @@ import { getImage } from '../../db/images.ts';
 import type { Job } from '../../db/jobs.ts';
 import { getLatestTurnId } from '../../db/server-queries.ts';
 import { startTurn } from '../../db/turn-writes.ts';
-import type { ImageTokens, TarModel } from '../../model/index.ts';
+import type { ImageTokens, Model } from '../../model/index.ts';
 import type { Limits } from '../config.ts';
 import { toUserError, UserFailure } from '../errors.ts';
 import type { ImageInput, ImageSamplingInput, TextSamplingInput } from '../graphql/generated.ts';
@@ -63,7 +63,7 @@ export class TurnService {
 
   constructor(
     private readonly database: Database,
-    private readonly model: TarModel,
+    private readonly model: Model,
     private readonly runner: JobRunner,
     private readonly events: JobEvents,
     private readonly limits: Limits,
