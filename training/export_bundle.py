@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from dialect_tar.ar_dtok import ARDTok
+from dialect_tar.compat import onnx_export_kwargs, torch_load
 from dialect_tar.config import ARDTokConfig, LLMConfig, TaTokConfig, VQConfig, to_dict
 from dialect_tar.llm import QwenLM
 from dialect_tar.ta_tok import Codebook, TaTokDecoder, TaTokEncoder
@@ -86,7 +87,7 @@ def _export(module: nn.Module, args, path: str, input_names, output_names, dynam
               # No folding at export: initializers keep their PyTorch parameter names, so that
               # dialect_tar.bundle_torch can rebuild the PyTorch modules from a bundle alone (the benchmark's
               # PyTorch-eager side). onnxruntime folds the same constants when it loads the graph.
-              do_constant_folding=False)
+              do_constant_folding=False, **onnx_export_kwargs())
     with torch.no_grad():
         if n_bytes < EXTERNAL_DATA_BYTES:
             torch.onnx.export(module, args, path, **kw)
@@ -239,7 +240,7 @@ def save_checkpoint(path: str, llm, encoder, decoder, ardtok, vq, manifest: dict
 
 
 def load_checkpoint(path: str):
-    ck = torch.load(path, map_location="cpu")
+    ck = torch_load(path)
     llm, enc, dec, ar, vq = build_models(ck["configs"])
     st = ck["state"]
     llm.load_state_dict(st["llm"])

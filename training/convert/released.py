@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from dialect_tar.ar_dtok import ARDTok
+from dialect_tar.compat import torch_load
 from dialect_tar.config import ARDTokConfig, LLMConfig, TaTokConfig
 from dialect_tar.llm import QwenLM
 from dialect_tar.ta_tok import Codebook, TaTokDecoder, TaTokEncoder
@@ -39,13 +40,6 @@ LLAMA_ABS = {"llama-abs-S": (12, 6, 384), "llama-abs-B": (12, 12, 768), "llama-a
 
 class ConversionError(ValueError):
     pass
-
-
-def torch_load(path: str):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except TypeError:  # torch < 1.13.1 has no weights_only
-        return torch.load(path, map_location="cpu")
 
 
 def _layer_count(sd: Dict[str, torch.Tensor], prefix: str) -> int:
