@@ -85,6 +85,26 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+def bf16_available(device: str) -> bool:
+    """Whether matrix products in bfloat16 are fast here: a CUDA GPU that supports it, or a CPU with AVX512-BF16
+    or AMX (these machines' AMD EPYC: a linear layer runs 4.1× faster, 475 against 116 GFLOP/s, one thread). On
+    CPUs without such units bfloat16 is emulated and slower than float32."""
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(device: str, enabled: bool):
+    """Mixed precision for a training forward: matrix products in bfloat16, weights, optimizer state and the loss
+    in float32 (so checkpoints and exported graphs are float32 as before). A no-op when not enabled."""
+    return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=enabled)
+
+
 def atomic_save(obj, path):
     tmp = path + ".tmp"
     torch.save(obj, tmp)
@@ -230,11 +250,11 @@ def ta_encode_z(enc, pixels, scale, with_pooled=False):
 
 
 def ta_decode_z(dec, zq):
-    x = dec.patch_embed(dec.out_linear(zq))
+    x = dec.patch_embed(dec.out_linear(zq)).float()   # the residual stream in fp32, also under bf16 autocast
     n = zq.shape[1]
     si = int((dec.scale_tokens == n).long().argmax())
     rows = torch.nonzero(dec.pos_valid[si]).squeeze(1)
-    x = x + dec.pos_resize[si].index_select(0, rows) @ dec.pos_embed
+    x = x + (dec.pos_resize[si].index_select(0, rows) @ dec.pos_embed).float()
     for blk in dec.blocks:
         x = blk(x)
     return dec.decode_task_layer(dec.post_layernorm(x))
