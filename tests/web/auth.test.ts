@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { createApiKey, createUser } from '../../src/db/users.ts';
-import { launchBrowser, openPage, screenshot, startWebServer, type WatchedPage, type WebServer } from './helpers.ts';
+import { openPage, screenshot, startWebAndBrowser, type WatchedPage, type WebServer } from './helpers.ts';
 
 declare const localStorage: any;
 
@@ -16,7 +16,7 @@ let browser: Browser;
 let key: string;
 
 before(async () => {
-  [web, browser] = await Promise.all([startWebServer(), launchBrowser()]);
+  [web, browser] = await startWebAndBrowser();
   const database = web.server.services.database;
   const alice = await createUser(database, { displayName: 'alice' });
   key = (await createApiKey(database, alice.id, { name: 'web test', scopes: [] })).key;

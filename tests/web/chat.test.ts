@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { launchBrowser, openPage, screenshot, shapePng, startWebServer, usingShippedModel, type WatchedPage, type WebServer } from './helpers.ts';
+import { openPage, screenshot, shapePng, startWebAndBrowser, usingShippedModel, type WatchedPage, type WebServer } from './helpers.ts';
 
 // Page-side callbacks (page.evaluate) run in the browser; the tests' tsconfig has no DOM library.
 declare const document: any;
@@ -23,7 +23,7 @@ let tab: WatchedPage;
 let page: Page;
 
 before(async () => {
-  [web, browser] = await Promise.all([startWebServer(), launchBrowser()]);
+  [web, browser] = await startWebAndBrowser();
   tab = await openPage(browser, web.url);
   page = tab.page;
 });

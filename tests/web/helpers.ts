@@ -138,6 +138,19 @@ export async function startWebServer(env: Record<string, string> = {}): Promise<
   };
 }
 
+/**
+ * The web server and the browser, started together. If either fails (no Chromium on the machine, a port in use), the
+ * other is closed before the error is thrown, so that a failed `before` hook does not leave a server keeping the test
+ * file's process alive.
+ */
+export async function startWebAndBrowser(): Promise<[WebServer, Browser]> {
+  const [web, browser] = await Promise.allSettled([startWebServer(), launchBrowser()]);
+  if (web.status === 'fulfilled' && browser.status === 'fulfilled') return [web.value, browser.value];
+  if (web.status === 'fulfilled') await web.value.stop();
+  if (browser.status === 'fulfilled') await browser.value.close();
+  throw web.status === 'rejected' ? web.reason : (browser as PromiseRejectedResult).reason;
+}
+
 export async function launchBrowser(): Promise<Browser> {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
   // playwright-core gives every launch a fresh temporary profile (its own --user-data-dir).

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
-import { gql, launchBrowser, openPage, screenshot, startWebServer, type WebServer } from './helpers.ts';
+import { gql, openPage, screenshot, startWebAndBrowser, type WebServer } from './helpers.ts';
 
 declare const document: any;
 declare const window: any;
@@ -15,7 +15,7 @@ let browser: Browser;
 const PROMPTS = Array.from({ length: 7 }, (_, i) => `shape number ${i + 1}`);
 
 before(async () => {
-  [web, browser] = await Promise.all([startWebServer(), launchBrowser()]);
+  [web, browser] = await startWebAndBrowser();
   for (const prompt of PROMPTS) {
     const data = await gql(web.url, `mutation($input: GenerateInput!) { generate(input: $input) { turn { status } errors { code } } }`, {
       input: { prompt, scale: 3, seed: 1 },
