@@ -36,7 +36,8 @@ export type FromThread =
   | { kind: 'load-progress'; event: LoadProgress }
   | { kind: 'ready'; manifest: Manifest; info: ModelInfo; metrics: ModelMetrics }
   | { kind: 'load-failed'; error: WireError }
-  | { kind: 'progress'; id: number; event: ProgressEvent; metrics: ModelMetrics }
+  /** `metrics` comes with the first event of a stage (done 0), not with every token. */
+  | { kind: 'progress'; id: number; event: ProgressEvent; metrics?: ModelMetrics }
   | { kind: 'result'; id: number; value: unknown; metrics: ModelMetrics }
   | { kind: 'error'; id: number; error: WireError; metrics: ModelMetrics }
   | { kind: 'disposed' };

@@ -4,7 +4,8 @@
  * onnxruntime-node runs each graph synchronously on the calling thread (inside a `setImmediate`), so an in-thread
  * model makes every inference step block the event loop: a server's HTTP parsing, SQL (PGlite runs on the event
  * loop too), responses and health checks wait for it, and its own work waits for them. In a thread of its own the
- * model uses one core while the caller's work runs on another: docs/performance.md, "The model thread".
+ * model uses one core while the caller's work runs on another: docs/performance.md, "Where the overhead goes, and
+ * the model thread" (measured there: slower for the small shipped model on two cores, hence DIALECT_MODEL_THREAD=auto).
  *
  * Each call is a message with an id; the thread answers with the result or the error (rebuilt as the same runtime
  * error class: protocol.ts), and with progress events when the caller passed `onProgress`. Aborting the caller's
@@ -100,7 +101,7 @@ export class ThreadedTarModel implements Model {
     return structuredClone(this.#info);
   }
 
-  /** Batch counters of both decoders, as of the thread's latest message (sent with every answer and progress event). */
+  /** Batch counters of both decoders, as of the thread's latest answer or stage start. */
   metrics(): ModelMetrics {
     return structuredClone(this.#metrics);
   }
@@ -189,7 +190,7 @@ export class ThreadedTarModel implements Model {
     const worker = this.#worker;
     worker.on('message', (message: FromThread) => {
       if (message.kind === 'progress') {
-        this.#metrics = message.metrics;
+        if (message.metrics !== undefined) this.#metrics = message.metrics;
         this.#calls.get(message.id)?.onProgress?.(message.event);
       } else if (message.kind === 'result' || message.kind === 'error') {
         this.#metrics = message.metrics;

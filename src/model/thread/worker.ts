@@ -36,7 +36,11 @@ async function call(id: number, method: Method, request: Record<string, unknown>
   const controller = new AbortController();
   running.set(id, controller);
   const signal = controller.signal;
-  const onProgress = progress ? (event: ProgressEvent) => post({ kind: 'progress', id, event, metrics: model.metrics() }) : undefined;
+  // The decoders' counters ride along when a stage starts (admission changes them) and with the answer, not with
+  // every token: a decode step's progress event is on the thread's hot path.
+  const onProgress = progress
+    ? (event: ProgressEvent) => post({ kind: 'progress', id, event, ...(event.done === 0 ? { metrics: model.metrics() } : {}) })
+    : undefined;
   const options = { ...request, signal, ...(onProgress === undefined ? {} : { onProgress }) };
   try {
     const value = await run(method, options);
