@@ -221,10 +221,13 @@ def llm_hidden(llm, ids):
     return llm.norm(x)
 
 
-def ar_train_logits(ar, codes, cond):
+def ar_train_logits(ar, codes, cond, inputs=None):
+    """Teacher-forced logits [B, codes, K] predicting codes[:, i] from cond and inputs[:, :i] (default: the codes
+    themselves; the AR-DTok stage passes partly corrupted codes, see AR_INPUT_NOISE in train_shapes.py)."""
     b, nc = cond.shape[0], cond.shape[1]
     dev = codes.device
-    x = torch.cat([ar.cond_proj(cond), ar.tok_embeddings(codes[:, :-1])], dim=1)
+    inputs = codes if inputs is None else inputs
+    x = torch.cat([ar.cond_proj(cond), ar.tok_embeddings(inputs[:, :-1])], dim=1)
     t = x.shape[1]
     x = x + ar.pos_embeddings(torch.arange(t, device=dev)).unsqueeze(0)
     mask = causal_mask(t, dev)
