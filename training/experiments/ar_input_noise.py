@@ -9,6 +9,8 @@ p; the targets stay), then measures the scale-2 round trip on held-out images wi
                            ceiling, which is low on a short run)
   vq_ceiling, probe_s2     the VQ-VAE's ceiling, and the scene read back from scale-2 tokens by TA-Tok's probe
 
+The loop restates the ar-dtok stage's (same batches, schedule shape and loss) rather than calling it because the stage
+is time-budgeted and writes into its run, while a comparison needs equal steps and several variants side by side.
 A short substrate run is enough to compare variants at equal steps (docs/model-card.md, "1.2.0"):
 
   training/py training/train_shapes.py --out /tmp/sub/run --bundle /tmp/sub/bundle --until vq-vae --time-scale 0.3
