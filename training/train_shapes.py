@@ -46,7 +46,7 @@ from shapes.render import render  # noqa: E402
 from shapes.scene import Scene, sample_scene  # noqa: E402
 from dialect_tar.compat import torch_load
 from train.common import (Run, Progress, log, atomic_save, autocast, bf16_available, scene_labels, labels_to_scene_dict, satisfies,  # noqa
-                          same_scene, llm_hidden, ar_train_logits, ta_encode_z, ta_decode_z, vq_quantize,
+                          same_scene, llm_hidden, ar_train_logits, corrupt_codes, ta_encode_z, ta_decode_z, vq_quantize,
                           to_pixels, detect, N_CELL_STATES)
 
 STAGES = ["data", "tokenizer", "llm-text", "ta-tok", "vq-vae", "ar-dtok", "unified", "export", "check"]
@@ -661,8 +661,7 @@ def stage_ar_dtok(run, a):
         drop = (torch.rand(B, generator=g) < 0.1).to(a.device)
         cond = torch.where(drop[:, None, None], torch.zeros_like(cond), cond)
         cd = codes[idx]
-        noisy = torch.rand(cd.shape, generator=g) < AR_INPUT_NOISE
-        inputs = torch.where(noisy, torch.randint(0, VQ_K, cd.shape, generator=g), cd)
+        inputs = corrupt_codes(cd, AR_INPUT_NOISE, VQ_K, g)
         return cd.to(a.device), cond, inputs.to(a.device)
 
     def loss_fn(batch, step):

@@ -30,7 +30,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import train_shapes as T  # noqa: E402
 from dialect_tar.ar_dtok import ARDTok  # noqa: E402
-from train.common import (ar_train_logits, autocast, bf16_available, detect, labels_to_scene_dict,  # noqa: E402
+from train.common import (ar_train_logits, autocast, corrupt_codes, bf16_available, detect, labels_to_scene_dict,  # noqa: E402
                           same_scene, to_pixels)
 
 
@@ -79,8 +79,7 @@ def main():
         drop = torch.rand(B, generator=g) < 0.1
         cond = torch.where(drop[:, None, None], torch.zeros_like(cond), cond)
         cd = codes[idx]
-        noisy = torch.rand(cd.shape, generator=g) < a.p
-        inputs = torch.where(noisy, torch.randint(0, T.VQ_K, cd.shape, generator=g), cd)
+        inputs = corrupt_codes(cd, a.p, T.VQ_K, g)
         with autocast(dev, bf16):
             lg = ar_train_logits(ar, cd, cond, inputs)
         loss = F.cross_entropy(lg.float().reshape(-1, T.VQ_K), cd.reshape(-1))

@@ -221,6 +221,12 @@ def llm_hidden(llm, ids):
     return llm.norm(x)
 
 
+def corrupt_codes(codes, p, k, generator):
+    """codes with each entry replaced by a uniform random code in [0, k) with probability p (AR-DTok input noise)."""
+    noisy = torch.rand(codes.shape, generator=generator) < p
+    return torch.where(noisy, torch.randint(0, k, codes.shape, generator=generator), codes)
+
+
 def ar_train_logits(ar, codes, cond, inputs=None):
     """Teacher-forced logits [B, codes, K] predicting codes[:, i] from cond and inputs[:, :i] (default: the codes
     themselves; the AR-DTok stage passes partly corrupted codes, see AR_INPUT_NOISE in train_shapes.py)."""
