@@ -65,7 +65,8 @@ CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for
 # project trains on (half the step rate of the one that trained 1.1.0, docs/model-card.md): there TA-Tok and the
 # VQ-VAE still reach the ~6,000 steps they need (scene fidelity plateaus there); on a fast machine they stop at
 # their step caps early and the run ends sooner. Lane b finishes ~20 min before lane a, and the unified stage then
-# takes its core (train_loop: 1.45× the tokens/s on two threads, measured here), the stage most figures depend on.
+# takes its core (take_spare_core: 1.75× the tokens/s on two threads, experiments/unified_threads.py), the stage
+# most figures depend on.
 PLAN = {"llm-text": (600, 5), "ta-tok": (6000, 38), "vq-vae": (8000, 36), "vq-refine": (4000, 6),
         "ar-dtok": (12000, 46), "unified": (12000, 64)}
 TA_SCALE_CYCLE = (1, 2, 3)         # TA-Tok trains each scale in turn
@@ -190,7 +191,8 @@ def load_tok(run):
 def take_spare_core(a, stage):
     """Lane a, once lane b's process has ended: train on all the run's threads (checked once a minute). Two
     single-threaded lanes beat one two-threaded process while both have work, but a lone stage on one thread
-    would leave a core idle (the unified stage: 5,861 → 8,493 tokens/s on two threads here)."""
+    would leave a core idle (the unified stage: 5,826 → 10,173 tokens/s on two threads here,
+    experiments/unified_threads.py)."""
     partner_done = getattr(a, "partner_done", None)
     if partner_done is None or torch.get_num_threads() >= a.threads or not partner_done():
         return
