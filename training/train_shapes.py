@@ -46,7 +46,7 @@ from shapes.render import render  # noqa: E402
 from shapes.scene import Scene, sample_scene  # noqa: E402
 from dialect_tar.compat import torch_load
 from train.common import (Run, Progress, log, atomic_save, autocast, bf16_available, scene_labels, labels_to_scene_dict, satisfies,  # noqa
-                          same_scene, llm_hidden, ar_train_logits, corrupt_codes, ta_encode_z, ta_decode_z, vq_quantize,
+                          same_scene, llm_hidden, masked_lm_loss, ar_train_logits, corrupt_codes, ta_encode_z, ta_decode_z, vq_quantize,
                           to_pixels, detect, N_CELL_STATES)
 
 STAGES = ["data", "tokenizer", "llm-text", "ta-tok", "vq-vae", "ar-dtok", "unified", "export", "check"]
@@ -65,7 +65,7 @@ CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for
 # project trains on (half the step rate of the one that trained 1.1.0, docs/model-card.md): there TA-Tok and the
 # VQ-VAE still reach the ~6,000 steps they need (scene fidelity plateaus there); on a fast machine they stop at
 # their step caps early and the run ends sooner. Lane b finishes ~20 min before lane a, and the unified stage then
-# takes its core (take_spare_core: 1.75× the tokens/s on two threads, experiments/unified_threads.py), the stage
+# takes its core (take_spare_core: 1.8× the tokens/s on two threads, experiments/unified_threads.py), the stage
 # most figures depend on.
 PLAN = {"llm-text": (600, 5), "ta-tok": (6000, 38), "vq-vae": (8000, 36), "vq-refine": (4000, 6),
         "ar-dtok": (12000, 46), "unified": (12000, 64)}
@@ -191,7 +191,7 @@ def load_tok(run):
 def take_spare_core(a, stage):
     """Lane a, once lane b's process has ended: train on all the run's threads (checked once a minute). Two
     single-threaded lanes beat one two-threaded process while both have work, but a lone stage on one thread
-    would leave a core idle (the unified stage: 5,826 → 10,173 tokens/s on two threads here,
+    would leave a core idle (the unified stage: 5,412 → 9,876 tokens/s on two threads here,
     experiments/unified_threads.py)."""
     partner_done = getattr(a, "partner_done", None)
     if partner_done is None or torch.get_num_threads() >= a.threads or not partner_done():
@@ -939,12 +939,7 @@ def stage_unified(run, a):
 
     def loss_fn(batch, step):
         x, y = batch
-        sel = y.reshape(-1) != -100
-        with autocast(a.device, a.bf16):
-            h = llm_hidden(llm, x)
-            logits = llm.head(h.reshape(-1, h.shape[-1])[sel])   # the head only where there is a target
-        loss = F.cross_entropy(logits.float(), y.reshape(-1)[sel])
-        return loss, int((x != pad).sum()), f"T {x.shape[1]}"
+        return masked_lm_loss(llm, x, y, a.device, a.bf16), int((x != pad).sum()), f"T {x.shape[1]}"
 
     info = train_loop(run, a, "unified", {"llm": llm}, list(llm.parameters()), batch_fn, loss_fn, 1.5e-3,
                       every=10)

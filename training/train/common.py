@@ -221,6 +221,16 @@ def llm_hidden(llm, ids):
     return llm.norm(x)
 
 
+def masked_lm_loss(llm, x, y, device, bf16):
+    """Mean cross-entropy of the LLM over the positions that have a target (y != -100; the unified stage's loss,
+    only on assistant tokens). The head runs only at those positions: most of a row is context."""
+    sel = y.reshape(-1) != -100
+    with autocast(device, bf16):
+        h = llm_hidden(llm, x)
+        logits = llm.head(h.reshape(-1, h.shape[-1])[sel])
+    return F.cross_entropy(logits.float(), y.reshape(-1)[sel])
+
+
 def corrupt_codes(codes, p, k, generator):
     """codes with each entry replaced by a uniform random code in [0, k) with probability p (AR-DTok input noise)."""
     noisy = torch.rand(codes.shape, generator=generator) < p
