@@ -69,7 +69,10 @@ CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for
 # most figures depend on.
 PLAN = {"llm-text": (600, 5), "ta-tok": (6000, 38), "vq-vae": (8000, 36), "vq-refine": (4000, 6),
         "ar-dtok": (12000, 46), "unified": (12000, 64)}
-TA_SCALE_CYCLE = (1, 2, 3)         # TA-Tok trains each scale in turn
+# TA-Tok trains one scale a step, in this order: scale 2, which every evaluated task uses by default, gets half the
+# steps (with adaptive pooling below: scene from scale-2 tokens 0.388 → 0.567 at 1,800 steps, and scales 1 and 3
+# no worse; experiments/ta_tok_scale2.py, docs/model-card.md).
+TA_SCALE_CYCLE = (1, 2, 3, 2)
 # AR-DTok: share of the teacher-forced input codes replaced by random codes (the targets stay). Greedy decoding
 # feeds the model its own codes, and with pure teacher forcing one wrong code derails the rest of the image
 # (1.1.0: 96 % of scenes survive the VQ, 67 % are readable from scale-2 tokens, but ~20 % survive 64 greedy codes).
@@ -77,10 +80,12 @@ TA_SCALE_CYCLE = (1, 2, 3)         # TA-Tok trains each scale in turn
 # VQ-VAE keeps 0.057 (0.0), 0.197 (0.5), 0.221 (1.0: the inputs carry nothing, a parallel predictor in AR form).
 # 0.5 keeps the model autoregressive — it can still use a prefix it trusts — at the gain of the parallel one.
 AR_INPUT_NOISE = 0.5
-# TA-Tok pooling: "stride" (the released Tar's, and 1.0.0's). "adaptive" covers the whole 9×9 grid at scale 2 and
-# read the scene back from scale-2 tokens better (0.53 against 0.34) but gave no better model end to end in its
-# one run (docs/model-card.md, "Runs that were not shipped"), so the shipped recipe keeps "stride".
-POOL_MODE = "stride"
+# TA-Tok pooling at scale 2: "stride" (the released Tar's, and 1.0.0–1.2.0's) drops the 9×9 grid's last row and
+# column — a ninth of the image, where the bottom and right cells lie; "adaptive" covers the whole grid with
+# overlapping windows (scales 1 and 3 are the same in both). Its first trial (1.0.0 era) read more of the scene from
+# scale-2 tokens but had a broken de-tokenizer downstream; at equal steps, with the cycle above, it reads 0.567 of
+# held-out scenes from them against stride's 0.388 (experiments/ta_tok_scale2.py).
+POOL_MODE = "adaptive"
 
 # Stage dependencies, and the two lanes the CPU run trains in parallel (one process and one core each: two
 # single-threaded processes get more from 2 cores than one process with 2 threads, whose OpenMP threads spin).
