@@ -110,7 +110,7 @@ def make_configs(text_vocab: int):
 
 def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None):
     llm_cfg, ta_cfg, ar_cfg, vq_cfg = cfgs
-    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.2.0",
+    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.3.0",
                           description="Miniature Tar trained on the shapes world (training/train_shapes.py)",
                           image_template="<im_start><S{k}>{tokens}<im_end>", system=CHAT_SYSTEM,
                           cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
