@@ -90,16 +90,17 @@ export class PgliteWorkerClient {
     await new Promise<void>((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the PGlite worker exited (code ${code}) while opening`));
       // Stays attached until the worker is ready (then #listen takes over) or terminated: a worker that reported
-      // `open-failed` can still throw before terminate() lands (a corrupt loadDataDir: PGlite's gunzip stream
-      // errors twice), and a worker 'error' with no listener is an uncaught exception of this whole process.
+      // `open-failed` can still throw before terminate() lands (a corrupt loadDataDir: PGlite's gunzip can still
+      // fail after PGlite.create has rejected), and a worker 'error' with no listener is an uncaught exception of this whole process.
       const onError = (error: Error) => reject(error);
       worker.once('exit', onExit);
       worker.on('error', onError);
       worker.once('message', (reply: Reply) => {
         worker.off('exit', onExit);
-        if (reply.kind === 'ready') worker.off('error', onError);
-        if (reply.kind === 'ready') resolve();
-        else if (reply.kind === 'open-failed') reject(fromWireError(reply.error));
+        if (reply.kind === 'ready') {
+          worker.off('error', onError);
+          resolve();
+        } else if (reply.kind === 'open-failed') reject(fromWireError(reply.error));
         else reject(new Error(`the PGlite worker answered ${reply.kind} before it was ready`));
       });
     }).catch(async (error: unknown) => {
