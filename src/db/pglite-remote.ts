@@ -91,7 +91,8 @@ export class PgliteWorkerClient {
       const onExit = (code: number) => reject(new Error(`the PGlite worker exited (code ${code}) while opening`));
       // Stays attached until the worker is ready (then #listen takes over) or terminated: a worker that reported
       // `open-failed` can still throw before terminate() lands (a corrupt loadDataDir: PGlite's gunzip can still
-      // fail after PGlite.create has rejected), and a worker 'error' with no listener is an uncaught exception of this whole process.
+      // fail after PGlite.create has rejected), and a worker 'error' with no listener is an uncaught exception of
+      // this whole process.
       const onError = (error: Error) => reject(error);
       worker.once('exit', onExit);
       worker.on('error', onError);
