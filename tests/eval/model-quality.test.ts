@@ -40,8 +40,8 @@ const TARGETS_NOT_MET_YET = new Set<string>([
  * questions 70% (n 40, sd 7.2 points; 71.3% on the full set), "Describe" 30% (n 20, sd 10; 38.6%), one-object
  * generation 75% (n 20, sd 9.7; 78.6%), round trip 63.3% (n 30, sd 8.8; 68.3%); colour, count and background
  * questions 83–100%. A random-weight bundle scores near chance or below (colour 1/7, background 1/3, generation and
- * round trip 0%) and fails these; so would a bundle that fell back to 1.2.0's TA-Tok pooling (round trip 43.3% here)
- * or to 1.1.0's de-tokenizer (23.3%), or to 1.0.0's level (questions 50%, one-object 30%, round trip 3%).
+ * round trip 0%) and fails these; so would the earlier bundles: 1.2.0 (stride pooling: round trip 43.3% here), 1.1.0
+ * (its de-tokenizer: 23.3%) and 1.0.0 (questions 50%, one-object 30%, round trip 3%).
  */
 const REGRESSION_FLOORS: Record<string, number> = {
   'understand.questions': 0.6,

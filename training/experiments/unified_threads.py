@@ -2,8 +2,9 @@
 
 The step is the stage's own (its loss, `train.common.masked_lm_loss`, gradient clipping and AdamW as in
 `train_loop`): the shipped LLM configuration, a 48-row batch of the mix's mean row length (91 tokens;
-docs/training.md), targets on the last 21 positions of each row, bf16 autocast where the CPU has bf16 units. Random token ids: the cost does not depend on them. It decides whether lane a
-should take lane b's core once lane b has finished (train_shapes.take_spare_core):
+docs/training.md), targets on the last 21 positions of each row, bf16 autocast where the CPU has bf16 units.
+Random token ids: the cost does not depend on them. It decides whether lane a should take lane b's core once lane b
+has finished (train_shapes.take_spare_core):
 
   training/py training/experiments/unified_threads.py          # prints one line per thread count
 """
