@@ -1,0 +1,153 @@
+"""Does the unified stage learn scale-2 editing and generation better when its image answers focus on scale 2?
+One variant per call.
+
+The runtime encodes an edit's input at the output scale (src/model/tar-model.ts), so a served edit is "copy these 16
+tokens but for the named change", and every evaluated figure is at scale 2. Two of the unified stage's choices
+decide how much of its image-token loss serves that:
+
+  --edit-same-scale  share of edit rows whose input has the output's scale (1.3.0: 0, the input scale drawn on its
+                     own from UND_SCALES, so 36 % of edit rows were scale 2 → 2)
+  --gen-scales       generation targets' scale weights, "2:0.7,1:0.1,3:0.2" (1.3.0). The loss is a mean over
+                     tokens, so one scale-1 target (81 tokens) weighs as much as five scale-2 ones (16).
+
+The variant runs train_shapes.py's own unified stage (same records, batches, loss and schedule; the module's
+constants set to the variant) into a copy of a substrate run (data, tokenizer, llm-text, ta-tok and the unified
+data cache), at a step cap with no time budget, so that variants compare at equal steps. Then it measures the
+result on held-out monitoring seeds without a de-tokenizer, through TA-Tok: the probe heads read the scene from
+the generated tokens, and the generated tokens are compared with the TA-Tok tokens of the rendered answer.
+
+  training/py training/train_shapes.py --out /tmp/exp/sub --bundle /tmp/exp/b --until ta-tok --lanes 1 --step-scale 0.3
+  training/py training/experiments/unified_scale_focus.py --substrate /tmp/exp/sub --prepare
+  training/py training/experiments/unified_scale_focus.py --substrate /tmp/exp/sub --out /tmp/exp/v13 \\
+      --edit-same-scale 0 --gen-scales 2:0.7,1:0.1,3:0.2 &
+  training/py training/experiments/unified_scale_focus.py --substrate /tmp/exp/sub --out /tmp/exp/v14 \\
+      --edit-same-scale 0.75 --gen-scales 2:0.8,1:0.05,3:0.15 &
+  wait
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import train_shapes as T  # noqa: E402
+from train.common import labels_to_scene_dict, same_scene, satisfies, scene_labels  # noqa: E402
+
+SUBSTRATE_FILES = ("pool.npz", "text.txt", "tokenizer.json", "llm-text.pt", "ta-tok.pt", "unified-data.pt",
+                   "state.json", "times.json")
+HELD_OUT = T.VAL_SEED0 + 7 * 10**6      # monitoring seeds (training range, never trained on), unlike quick_eval's
+
+
+def parse_scales(text):
+    return {int(k): float(v) for k, v in (kv.split(":") for kv in text.split(","))}
+
+
+def prepare(substrate, records):
+    """Build the unified stage's data cache once in the substrate (it depends only on the records and TA-Tok)."""
+    a = argparse.Namespace(device="cpu", records=records)
+    torch.set_num_threads(2)
+    run = T.Run(substrate)
+    tok, text_vocab = T.load_tok(run)
+    enc, _, _ = T.load_tatok(run, T.make_configs(text_vocab), a.device)
+    T.build_unified_cache(run, a, enc)
+
+
+@torch.no_grad()
+def generate_tokens(llm, P, prompts, scale):
+    outs = []
+    for i in range(0, len(prompts), 50):
+        outs += T.batched_greedy(llm, P, prompts[i:i + 50], "image", P.scale_tokens[scale], "cpu")
+    return np.array([[t - P.image_base for t in o] for o in outs])
+
+
+@torch.no_grad()
+def measure(run, n):
+    """Scale-2 edits and generation on held-out seeds, read through TA-Tok (no de-tokenizer involved)."""
+    tok, text_vocab = T.load_tok(run)
+    cfgs = T.make_configs(text_vocab)
+    P = T.prompt_helper(T.manifest_for(tok, cfgs), tok)
+    enc, dec, aux = T.load_tatok(run, cfgs, "cpu")
+    llm = T.QwenLM(cfgs[0])
+    llm.load_state_dict(T.torch_load(run.path("unified.pt"), map_location="cpu")["llm"])
+    llm.eval()
+
+    def read(ids, scale):
+        return aux.predict(dec(torch.from_numpy(ids).long()), scale).numpy()
+
+    res = {}
+    # edits, scale 2 → 2, as served
+    eds = [T.D.example(HELD_OUT + i, type="edit", paraphrase=False) for i in range(n)]
+    src = T.encode_all(enc, np.stack([T.render(T.Scene.from_json(r["scene"])) for r in eds]), "cpu")[2]
+    tgt = T.encode_all(enc, np.stack([T.render(T.Scene.from_json(r["target"])) for r in eds]), "cpu")[2]
+    prompts = [P.prompt_ids([T.Turn("user", r["instruction"], T.ImageRef(2, src[i].tolist()), "edit")], "image", 2)
+               for i, r in enumerate(eds)]
+    out = generate_tokens(llm, P, prompts, 2)
+    pred, pred_tgt = read(out, 2), read(tgt.astype(np.int64), 2)
+    true_src = np.stack([scene_labels(T.Scene.from_json(r["scene"])) for r in eds])
+    true_tgt = np.stack([scene_labels(T.Scene.from_json(r["target"])) for r in eds])
+    changed = true_src != true_tgt                      # background + 9 cells that the edit changes
+    res["edit_exact"] = float(np.mean([same_scene(labels_to_scene_dict(p), r["target"]) for p, r in zip(pred, eds)]))
+    res["edit_as_probe_reads_target"] = float(np.mean((pred == pred_tgt).all(1)))
+    res["edit_change_present"] = float(np.mean([(p[c] == t[c]).all() for p, t, c in zip(pred, true_tgt, changed)]))
+    res["edit_others_unchanged"] = float(np.mean([(p[~c] == t[~c]).all() for p, t, c in zip(pred, true_tgt, changed)]))
+    res["edit_token_acc"] = float(np.mean(out == tgt))
+    same = src == tgt
+    res["edit_copy_acc"] = float(np.mean(out[same] == tgt[same]))     # tokens the edit should leave as they were
+    # generation at scale 2, canonical prompts
+    gens = [T.D.example(HELD_OUT + 10**6 + i, type="generate", paraphrase=False) for i in range(n)]
+    prompts = [P.prompt_ids([T.Turn("user", r["prompt"], None, "generate")], "image", 2) for r in gens]
+    pred = read(generate_tokens(llm, P, prompts, 2), 2)
+    ok = [satisfies(labels_to_scene_dict(p), r["constraints"]) for p, r in zip(pred, gens)]
+    one = [o for o, r in zip(ok, gens) if len(r["constraints"]["objects"]) == 1]
+    multi = [o for o, r in zip(ok, gens) if len(r["constraints"]["objects"]) > 1]
+    res["gen_one"], res["gen_multi"], res["gen_n_one"] = float(np.mean(one)), float(np.mean(multi)), len(one)
+    # understanding at scale 2 (canonical questions; exact answer)
+    und = [T.D.example(HELD_OUT + 2 * 10**6 + i, type="understand", paraphrase=False) for i in range(n)]
+    ids = T.encode_all(enc, np.stack([T.render(T.Scene.from_json(r["scene"])) for r in und]), "cpu")[2]
+    prompts = [P.prompt_ids([T.Turn("user", r["question"], T.ImageRef(2, ids[i].tolist()), "understand")], "text")
+               for i, r in enumerate(und)]
+    outs = []
+    for i in range(0, len(prompts), 50):
+        outs += T.batched_greedy(llm, P, prompts[i:i + 50], "text", 96, "cpu")
+    res["understand_s2"] = float(np.mean([tok.decode(o).strip() == r["answer"] for o, r in zip(outs, und)]))
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--substrate", required=True, help="a train_shapes.py run with everything up to ta-tok done")
+    ap.add_argument("--prepare", action="store_true", help="only build the unified data cache in the substrate")
+    ap.add_argument("--records", type=int, default=30000, help="unified records of the cache (--prepare)")
+    ap.add_argument("--out", help="the variant's run directory (created)")
+    ap.add_argument("--edit-same-scale", type=float, default=T.EDIT_SAME_SCALE)
+    ap.add_argument("--gen-scales", default=",".join(f"{k}:{v}" for k, v in T.GEN_SCALES.items()))
+    ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
+    ap.add_argument("--n", type=int, default=400, help="held-out items per measurement")
+    a = ap.parse_args()
+    if a.prepare:
+        prepare(a.substrate, a.records)
+        return
+    os.makedirs(a.out, exist_ok=True)
+    for name in SUBSTRATE_FILES:
+        src = os.path.join(a.substrate, name)
+        if os.path.exists(src) and not os.path.exists(os.path.join(a.out, name)):
+            shutil.copy(src, a.out)
+    T.EDIT_SAME_SCALE = a.edit_same_scale
+    T.GEN_SCALES = parse_scales(a.gen_scales)
+    random.seed(T.SEED)
+    sys.argv = [T.__file__, "--out", a.out, "--bundle", os.path.join(a.out, "bundle"), "--stage", "unified",
+                "--step-scale", a.step_scale, "--time-scale", "0", "--threads", "1"]
+    T.main()
+    with open(os.path.join(a.out, "times.json")) as f:
+        info = json.load(f)["unified"]
+    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, **info, **measure(T.Run(a.out), a.n)}
+    print("RESULT", json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
