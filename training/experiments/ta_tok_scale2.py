@@ -21,11 +21,11 @@ variants compare at equal steps; the stage's held-out probe (1,000 scenes) is th
 import argparse
 import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train_shapes as T  # noqa: E402
+from substrate import copy_substrate  # noqa: E402
 
 SUBSTRATE_FILES = ("pool.npz", "text.txt", "tokenizer.json", "llm-text.pt", "times.json")
 
@@ -38,11 +38,7 @@ def main():
     ap.add_argument("--cycle", required=True, help="scales trained in turn, e.g. 1,2,3 or 1,2,3,2")
     ap.add_argument("--step-scale", default="0.3", help="× the ta-tok step cap (6,000): 0.3 = 1,800 steps")
     a = ap.parse_args()
-    os.makedirs(a.out, exist_ok=True)
-    for name in SUBSTRATE_FILES:
-        src = os.path.join(a.substrate, name)
-        if os.path.exists(src) and not os.path.exists(os.path.join(a.out, name)):
-            shutil.copy(src, a.out)
+    copy_substrate(a.substrate, a.out, SUBSTRATE_FILES)
     T.POOL_MODE = a.pool
     T.TA_SCALE_CYCLE = tuple(int(s) for s in a.cycle.split(","))
     sys.argv = [T.__file__, "--out", a.out, "--bundle", os.path.join(a.out, "bundle"), "--stage", "ta-tok",

@@ -34,8 +34,6 @@ beyond the noise of 400 items, so the recipe kept 1.3.0's (docs/model-card.md).
 import argparse
 import json
 import os
-import random
-import shutil
 import sys
 
 import numpy as np
@@ -43,6 +41,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train_shapes as T  # noqa: E402
+from substrate import copy_substrate  # noqa: E402
 from train.common import labels_to_scene_dict, same_scene, satisfies, scene_labels  # noqa: E402
 
 SUBSTRATE_FILES = ("pool.npz", "text.txt", "tokenizer.json", "llm-text.pt", "ta-tok.pt", "unified-data.pt",
@@ -139,14 +138,9 @@ def main():
     if a.prepare:
         prepare(a.substrate, a.records)
         return
-    os.makedirs(a.out, exist_ok=True)
-    for name in SUBSTRATE_FILES:
-        src = os.path.join(a.substrate, name)
-        if os.path.exists(src) and not os.path.exists(os.path.join(a.out, name)):
-            shutil.copy(src, a.out)
+    copy_substrate(a.substrate, a.out, SUBSTRATE_FILES)
     T.EDIT_SAME_SCALE = a.edit_same_scale
     T.GEN_SCALES = parse_scales(a.gen_scales)
-    random.seed(T.SEED)
     sys.argv = [T.__file__, "--out", a.out, "--bundle", os.path.join(a.out, "bundle"), "--stage", "unified",
                 "--step-scale", a.step_scale, "--time-scale", "0", "--threads", "1"]
     T.main()
