@@ -46,7 +46,7 @@ from train.common import labels_to_scene_dict, same_scene, satisfies, scene_labe
 
 SUBSTRATE_FILES = ("pool.npz", "text.txt", "tokenizer.json", "llm-text.pt", "ta-tok.pt", "unified-data.pt",
                    "state.json", "times.json")
-HELD_OUT = T.VAL_SEED0 + 7 * 10**6      # monitoring seeds (training range, never trained on), unlike quick_eval's
+HELD_OUT = T.VAL_SEED0 + 7 * 10**6      # monitoring seeds (training range, never trained on), not quick_eval's
 
 
 def parse_scales(text):
@@ -63,12 +63,17 @@ def prepare(substrate, records):
     T.build_unified_cache(run, a, enc)
 
 
-@torch.no_grad()
-def generate_tokens(llm, P, prompts, scale):
+def greedy(llm, P, prompts, mode, max_new):
+    """Greedy answers to many prompts, 50 at a time (the reference algorithm = the runtime's)."""
     outs = []
     for i in range(0, len(prompts), 50):
-        outs += T.batched_greedy(llm, P, prompts[i:i + 50], "image", P.scale_tokens[scale], "cpu")
-    return np.array([[t - P.image_base for t in o] for o in outs])
+        outs += T.batched_greedy(llm, P, prompts[i:i + 50], mode, max_new, "cpu")
+    return outs
+
+
+def generate_tokens(llm, P, prompts, scale):
+    """Image-token ids (0 … K-1) of greedy image answers at `scale`, one row per prompt."""
+    return np.array([[t - P.image_base for t in o] for o in greedy(llm, P, prompts, "image", P.scale_tokens[scale])])
 
 
 @torch.no_grad()
@@ -117,9 +122,7 @@ def measure(run, n):
     ids = T.encode_all(enc, np.stack([T.render(T.Scene.from_json(r["scene"])) for r in und]), "cpu")[2]
     prompts = [P.prompt_ids([T.Turn("user", r["question"], T.ImageRef(2, ids[i].tolist()), "understand")], "text")
                for i, r in enumerate(und)]
-    outs = []
-    for i in range(0, len(prompts), 50):
-        outs += T.batched_greedy(llm, P, prompts[i:i + 50], "text", 96, "cpu")
+    outs = greedy(llm, P, prompts, "text", 96)
     res["understand_s2"] = float(np.mean([tok.decode(o).strip() == r["answer"] for o, r in zip(outs, und)]))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}
 
