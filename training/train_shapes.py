@@ -813,7 +813,7 @@ EDIT_OUT_SCALES = {2: 0.8, 1: 0.05, 3: 0.15}
 # "copy these tokens but for the named change" looked like the easier lesson, but at equal steps 0.75 (with half
 # the scale-1 generation share) moved no figure beyond the noise: tokens an edit should keep, copied 54.0 → 55.6 %,
 # everything else unchanged 12.0 → 14.3 % of 400 edits, one-object generation 21.4 → 17.1 % of 140
-# (experiments/unified_scale_focus.py, docs/model-card.md). 0 keeps 1.3.0's batches exactly.
+# (experiments/unified_variants.py, docs/model-card.md). 0 keeps 1.3.0's batches exactly.
 EDIT_SAME_SCALE = 0.0
 # Follow-up questions about an understand record's image (number of extra exchanges → weight): 1.5 on average.
 UND_EXTRA_QUESTIONS = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}

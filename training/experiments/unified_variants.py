@@ -1,27 +1,27 @@
-"""Does the unified stage learn scale-2 editing and generation better when its image answers focus on scale 2?
-One variant per call.
+"""The unified stage at equal steps under variants of its data choices, measured on scale-2 edits, generation and
+questions. One variant per call.
 
 The runtime encodes an edit's input at the output scale (src/model/tar-model.ts), so a served edit is "copy these 16
-tokens but for the named change", and every evaluated figure is at scale 2. Two of the unified stage's choices
-decide how much of its image-token loss serves that:
+tokens but for the named change", and every evaluated figure is at scale 2. The choices a variant sets:
 
   --edit-same-scale  share of edit rows whose input has the output's scale (1.3.0: 0, the input scale drawn on its
                      own from UND_SCALES, so 36 % of edit rows were scale 2 → 2)
   --gen-scales       generation targets' scale weights, "2:0.7,1:0.1,3:0.2" (1.3.0). The loss is a mean over
                      tokens, so one scale-1 target (81 tokens) weighs as much as five scale-2 ones (16).
+  --mix              the records' task mix, "understand:0.36,generate:0.32,edit:0.2,multiturn:0.12" (1.3.0)
 
 The variant runs train_shapes.py's own unified stage (same records, batches, loss and schedule; the module's
 constants set to the variant) into a copy of a substrate run (data, tokenizer, llm-text, ta-tok and the unified
-data cache), at a step cap with no time budget, so that variants compare at equal steps. Then it measures the
+data cache; a variant with its own --mix builds its own cache of the same records), at a step cap with no time budget, so that variants compare at equal steps. Then it measures the
 result on held-out monitoring seeds without a de-tokenizer, through TA-Tok: the probe heads read the scene from
 the generated tokens, and the generated tokens are compared with the TA-Tok tokens of the rendered answer.
 
   training/py training/train_shapes.py --out /tmp/exp/sub --bundle /tmp/exp/b --until ta-tok --lanes 1 --step-scale 0.3
-  training/py training/experiments/unified_scale_focus.py --substrate /tmp/exp/sub --prepare
-  training/py training/experiments/unified_scale_focus.py --substrate /tmp/exp/sub --out /tmp/exp/v13 \\
-      --edit-same-scale 0 --gen-scales 2:0.7,1:0.1,3:0.2 &
-  training/py training/experiments/unified_scale_focus.py --substrate /tmp/exp/sub --out /tmp/exp/v14 \\
-      --edit-same-scale 0.75 --gen-scales 2:0.8,1:0.05,3:0.15 &
+  training/py training/experiments/unified_variants.py --substrate /tmp/exp/sub --prepare
+  training/py training/experiments/unified_variants.py --substrate /tmp/exp/sub --out /tmp/exp/v13 \\
+      --edit-same-scale 0 --gen-scales 2:0.7,1:0.1,3:0.2 --step-scale 0.16667 &
+  training/py training/experiments/unified_variants.py --substrate /tmp/exp/sub --out /tmp/exp/v14 \\
+      --edit-same-scale 0.75 --gen-scales 2:0.8,1:0.05,3:0.15 --step-scale 0.16667 &
   wait
 
 Measured 2026-11-29 (substrate: text pre-training 180 steps, TA-Tok 1,800 steps reading 0.55 of scenes from scale-2
@@ -49,8 +49,9 @@ SUBSTRATE_FILES = ("pool.npz", "text.txt", "tokenizer.json", "llm-text.pt", "ta-
 HELD_OUT = T.VAL_SEED0 + 7 * 10**6      # monitoring seeds (training range, never trained on), not quick_eval's
 
 
-def parse_scales(text):
-    return {int(k): float(v) for k, v in (kv.split(":") for kv in text.split(","))}
+def parse_weights(text, key):
+    """ "2:0.7,1:0.1" → {2: 0.7, 1: 0.1} (keys converted by `key`)."""
+    return {key(k): float(v) for k, v in (kv.split(":") for kv in text.split(","))}
 
 
 def prepare(substrate, records):
@@ -131,25 +132,31 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--substrate", required=True, help="a train_shapes.py run with everything up to ta-tok done")
     ap.add_argument("--prepare", action="store_true", help="only build the unified data cache in the substrate")
-    ap.add_argument("--records", type=int, default=30000, help="unified records of the cache (--prepare)")
+    ap.add_argument("--records", type=int, default=30000, help="unified records of the data cache")
     ap.add_argument("--out", help="the variant's run directory (created)")
     ap.add_argument("--edit-same-scale", type=float, default=T.EDIT_SAME_SCALE)
     ap.add_argument("--gen-scales", default=",".join(f"{k}:{v}" for k, v in T.GEN_SCALES.items()))
+    ap.add_argument("--mix", help='record types of the unified data, "understand:0.36,generate:0.32,edit:0.2,'
+                    'multiturn:0.12" (1.3.0); a variant with its own mix builds its own data cache')
+    ap.add_argument("--threads", default="1", help="CPU threads of the variant's training")
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
     ap.add_argument("--n", type=int, default=400, help="held-out items per measurement")
     a = ap.parse_args()
     if a.prepare:
         prepare(a.substrate, a.records)
         return
-    copy_substrate(a.substrate, a.out, SUBSTRATE_FILES)
+    copy_substrate(a.substrate, a.out, [n for n in SUBSTRATE_FILES if not (a.mix and n == "unified-data.pt")])
     T.EDIT_SAME_SCALE = a.edit_same_scale
-    T.GEN_SCALES = parse_scales(a.gen_scales)
+    T.GEN_SCALES = parse_weights(a.gen_scales, int)
+    if a.mix:
+        T.U_MIX = parse_weights(a.mix, str)
     sys.argv = [T.__file__, "--out", a.out, "--bundle", os.path.join(a.out, "bundle"), "--stage", "unified",
-                "--step-scale", a.step_scale, "--time-scale", "0", "--threads", "1"]
+                "--step-scale", a.step_scale, "--time-scale", "0", "--threads", a.threads,
+                "--records", str(a.records)]
     T.main()
     with open(os.path.join(a.out, "times.json")) as f:
         info = json.load(f)["unified"]
-    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, **info, **measure(T.Run(a.out), a.n)}
+    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "mix": a.mix or "1.3.0", **info, **measure(T.Run(a.out), a.n)}
     print("RESULT", json.dumps(result), flush=True)
 
 
