@@ -29,7 +29,10 @@ tokens; 2,000 unified steps per variant, fp32, one core each; 400 held-out items
 against same-scale edits 0.75 with gen scales 2:0.8,1:0.05,3:0.15 — tokens an edit should keep, copied 54.0 / 55.6 %,
 all edit tokens 41.8 / 42.9 %, everything else unchanged 12.0 / 14.3 %, change present 28.8 / 28.0 %, edits exact
 0.3 / 1.3 %, one-object generation 21.4 / 17.1 % (140), 2–3 objects 0.4 / 0.0 %, questions 56.3 / 56.8 %. Nothing
-beyond the noise of 400 items, so the recipe kept 1.3.0's (docs/model-card.md).
+beyond the noise of 400 items, so the recipe kept 1.3.0's (docs/model-card.md). A third variant, --mix
+understand:0.28,generate:0.36,edit:0.26,multiturn:0.1 --threads 2 (1.3.0's scales): one-object generation 32.9 %
+(2.2 standard errors above 1.3.0's choices), edits exact 2.3 %, questions 55.3 %, copying 54.8 %: the candidate mix
+for the next full run.
 """
 import argparse
 import json
