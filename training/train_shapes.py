@@ -1009,6 +1009,14 @@ def batched_greedy(llm, P, prompts, mode, max_new, device):
     return out
 
 
+def greedy_in_chunks(llm, P, prompts, mode, max_new, device, chunk=50):
+    """batched_greedy over many prompts, `chunk` at a time (bounded memory for the KV cache and padding)."""
+    outs = []
+    for i in range(0, len(prompts), chunk):
+        outs += batched_greedy(llm, P, prompts[i:i + chunk], mode, max_new, device)
+    return outs
+
+
 def quick_eval(run, a, n=200, pixel_n=60, cfg_scales=(3.0,), log_prefix="[eval]"):
     """Held-out (monitoring seeds) numbers through the PyTorch reference algorithm:
     understanding accuracy per scale (canonical questions), describe exact-match, generation constraint rate
@@ -1028,9 +1036,7 @@ def quick_eval(run, a, n=200, pixel_n=60, cfg_scales=(3.0,), log_prefix="[eval]"
             ids = encode_all(enc, imgs, dev)[s]
             prompts = [P.prompt_ids([Turn("user", r["question"], ImageRef(s, ids[i].tolist()), "understand")],
                                     "text") for i, r in enumerate(recs)]
-            outs = []
-            for i in range(0, len(prompts), 50):
-                outs += batched_greedy(llm, P, prompts[i:i + 50], "text", 96, dev)
+            outs = greedy_in_chunks(llm, P, prompts, "text", 96, dev)
             acc = np.mean([tok.decode(o).strip() == r["answer"] for o, r in zip(outs, recs)])
             res[f"{name}_s{s}"] = round(float(acc), 4)
     # generation (canonical prompts), scale 2 (and 3)
@@ -1041,9 +1047,7 @@ def quick_eval(run, a, n=200, pixel_n=60, cfg_scales=(3.0,), log_prefix="[eval]"
         else:
             sub = gens
         prompts = [P.prompt_ids([Turn("user", r["prompt"], None, "generate")], "image", s) for r in sub]
-        outs = []
-        for i in range(0, len(prompts), 50):
-            outs += batched_greedy(llm, P, prompts[i:i + 50], "image", P.scale_tokens[s], dev)
+        outs = greedy_in_chunks(llm, P, prompts, "image", P.scale_tokens[s], dev)
         tids = torch.tensor([[t - P.image_base for t in o] for o in outs])
         with torch.no_grad():
             pred = aux.predict(dec(tids), s).numpy()
@@ -1066,9 +1070,7 @@ def quick_eval(run, a, n=200, pixel_n=60, cfg_scales=(3.0,), log_prefix="[eval]"
     ids = encode_all(enc, imgs, dev)[2]
     prompts = [P.prompt_ids([Turn("user", r["instruction"], ImageRef(2, ids[i].tolist()), "edit")], "image", 2)
                for i, r in enumerate(eds)]
-    outs = []
-    for i in range(0, len(prompts), 50):
-        outs += batched_greedy(llm, P, prompts[i:i + 50], "image", 16, dev)
+    outs = greedy_in_chunks(llm, P, prompts, "image", 16, dev)
     tids = torch.tensor([[t - P.image_base for t in o] for o in outs])
     pred = aux.predict(dec(tids), 2).numpy()
     res["edit_probe_s2"] = round(float(np.mean([same_scene(labels_to_scene_dict(p), r["target"])

@@ -11,10 +11,11 @@ tokens but for the named change", and every evaluated figure is at scale 2. The 
   --mix              the records' task mix, "understand:0.36,generate:0.32,edit:0.2,multiturn:0.12" (1.3.0)
 
 The variant runs train_shapes.py's own unified stage (same records, batches, loss and schedule; the module's
-constants set to the variant) into a copy of a substrate run (data, tokenizer, llm-text, ta-tok and the unified
-data cache; a variant with its own --mix builds its own cache of the same records), at a step cap with no time budget, so that variants compare at equal steps. Then it measures the
-result on held-out monitoring seeds without a de-tokenizer, through TA-Tok: the probe heads read the scene from
-the generated tokens, and the generated tokens are compared with the TA-Tok tokens of the rendered answer.
+constants set to the variant) into a copy of a substrate run (data, tokenizer, llm-text, ta-tok and the unified data
+cache; a variant with its own --mix builds its own cache from the same seeds), at a step cap with no time budget, so
+that variants compare at equal steps. Then it measures the result on held-out monitoring seeds without a de-
+tokenizer, through TA-Tok: the probe heads read the scene from the generated tokens, and the generated tokens are
+compared with the TA-Tok tokens of the rendered answer.
 
   training/py training/train_shapes.py --out /tmp/exp/sub --bundle /tmp/exp/b --until ta-tok --lanes 1 --step-scale 0.3
   training/py training/experiments/unified_variants.py --substrate /tmp/exp/sub --prepare
@@ -67,17 +68,10 @@ def prepare(substrate, records):
     T.build_unified_cache(run, a, enc)
 
 
-def greedy(llm, P, prompts, mode, max_new):
-    """Greedy answers to many prompts, 50 at a time (the reference algorithm = the runtime's)."""
-    outs = []
-    for i in range(0, len(prompts), 50):
-        outs += T.batched_greedy(llm, P, prompts[i:i + 50], mode, max_new, "cpu")
-    return outs
-
-
 def generate_tokens(llm, P, prompts, scale):
     """Image-token ids (0 … K-1) of greedy image answers at `scale`, one row per prompt."""
-    return np.array([[t - P.image_base for t in o] for o in greedy(llm, P, prompts, "image", P.scale_tokens[scale])])
+    outs = T.greedy_in_chunks(llm, P, prompts, "image", P.scale_tokens[scale], "cpu")
+    return np.array([[t - P.image_base for t in o] for o in outs])
 
 
 @torch.no_grad()
@@ -126,7 +120,7 @@ def measure(run, n):
     ids = T.encode_all(enc, np.stack([T.render(T.Scene.from_json(r["scene"])) for r in und]), "cpu")[2]
     prompts = [P.prompt_ids([T.Turn("user", r["question"], T.ImageRef(2, ids[i].tolist()), "understand")], "text")
                for i, r in enumerate(und)]
-    outs = greedy(llm, P, prompts, "text", 96)
+    outs = T.greedy_in_chunks(llm, P, prompts, "text", 96, "cpu")
     res["understand_s2"] = float(np.mean([tok.decode(o).strip() == r["answer"] for o, r in zip(outs, und)]))
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()}
 
@@ -145,6 +139,8 @@ def main():
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
     ap.add_argument("--n", type=int, default=400, help="held-out items per measurement")
     a = ap.parse_args()
+    if not a.prepare and not a.out:
+        ap.error("--out is required (unless --prepare)")
     if a.prepare:
         prepare(a.substrate, a.records)
         return
@@ -159,7 +155,9 @@ def main():
     T.main()
     with open(os.path.join(a.out, "times.json")) as f:
         info = json.load(f)["unified"]
-    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "mix": a.mix or "1.3.0", **info, **measure(T.Run(a.out), a.n)}
+    mix = ",".join(f"{k}:{v}" for k, v in T.U_MIX.items())
+    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "mix": mix, **info,
+              **measure(T.Run(a.out), a.n)}
     print("RESULT", json.dumps(result), flush=True)
 
 
