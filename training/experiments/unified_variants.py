@@ -13,8 +13,8 @@ tokens but for the named change", and every evaluated figure is at scale 2. The 
 The variant runs train_shapes.py's own unified stage (same records, batches, loss and schedule; the module's
 constants set to the variant) into a copy of a substrate run (data, tokenizer, llm-text, ta-tok and the unified data
 cache; a variant with its own --mix builds its own cache from the same seeds), at a step cap with no time budget, so
-that variants compare at equal steps. Then it measures the result on held-out monitoring seeds without a de-
-tokenizer, through TA-Tok: the probe heads read the scene from the generated tokens, and the generated tokens are
+that variants compare at equal steps. Then it measures the result on held-out monitoring seeds without a
+de-tokenizer, through TA-Tok: the probe heads read the scene from the generated tokens, and the generated tokens are
 compared with the TA-Tok tokens of the rendered answer.
 
   training/py training/train_shapes.py --out /tmp/exp/sub --bundle /tmp/exp/b --until ta-tok --lanes 1 --step-scale 0.3
