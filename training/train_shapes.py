@@ -45,6 +45,7 @@ from shapes import language as L  # noqa: E402
 from shapes.render import render  # noqa: E402
 from shapes.scene import Scene, sample_scene  # noqa: E402
 from dialect_tar.compat import torch_load
+from train.edit_positions import EditPositions  # noqa: E402
 from train.common import (Run, Progress, log, atomic_save, autocast, bf16_available, scene_labels, labels_to_scene_dict, satisfies,  # noqa
                           same_scene, llm_hidden, masked_lm_loss, ar_train_logits, corrupt_codes, ta_encode_z, ta_decode_z, vq_quantize,
                           to_pixels, detect, N_CELL_STATES)
@@ -121,13 +122,17 @@ def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None):
 
 
 def prompt_helper(manifest, tok):
-    """The reference pipeline's prompt builder without models (train == serve)."""
+    """The reference pipeline's prompt builder without models (train == serve), with `positions(ids)`: the position
+    ids of a token sequence under EDIT_POSITIONS."""
     p = TarPipeline.__new__(TarPipeline)
     p.m, p.tok = manifest, tok
     t = manifest["tokens"]
     p.image_base, p.image_count = t["imageBase"], t["imageCount"]
     p.eos, p.pad = set(t["eos"]), t["pad"]
     p.scale_tokens = {s["scale"]: s["tokens"] for s in manifest["scales"]}
+    shared = EditPositions(tok.token_id("<|im_start|>"), tok.encode("<|im_start|>assistant\n"), t["imStart"],
+                           t["scaleTokens"], t["imageBase"], t["imageCount"])
+    p.positions = shared if EDIT_POSITIONS == "shared" else (lambda ids: list(range(len(ids))))
     return p
 
 
@@ -753,6 +758,7 @@ def roundtrip_eval(enc, dec, ar, vq, imgs, labs, scale, cfg_scale, device, bs=48
 
 # ============================================================================================== stage: unified
 U_MIX = {"understand": 0.36, "generate": 0.32, "edit": 0.2, "multiturn": 0.12}
+U_LR = 1.5e-3                        # AdamW peak learning rate of the unified stage (warm-up, then cosine)
 
 
 def unified_records(n, seed0):
@@ -815,6 +821,10 @@ EDIT_OUT_SCALES = {2: 0.8, 1: 0.05, 3: 0.15}
 # everything else unchanged 12.0 → 14.3 % of 400 edits, one-object generation 21.4 → 17.1 % of 140
 # (experiments/unified_variants.py, docs/model-card.md). 0 keeps 1.3.0's batches exactly.
 EDIT_SAME_SCALE = 0.0
+# Position ids of the unified LLM: "sequential" (Tar's, and every bundle's so far) or "shared", where an edit's output
+# image reuses its input image's positions (train/edit_positions.py), so that copying what an edit keeps is a
+# fixed-offset lookup. The runtime serves only "sequential" yet; "shared" is measured by experiments/unified_variants.py.
+EDIT_POSITIONS = "sequential"
 # Follow-up questions about an understand record's image (number of extra exchanges → weight): 1.5 on average.
 UND_EXTRA_QUESTIONS = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
 
@@ -905,6 +915,57 @@ def init_image_rows_(llm, enc, manifest):
         H[base:base + K] = cb.to(H.device) * H[:tv].norm(dim=-1).mean()
 
 
+class UnifiedBatches:
+    """The unified stage's batches, a pure function of the step: B conversations each, cut from G·B sequences sorted
+    by length (G = 64 leaves 1.8 % of the positions padding, G = 8: 13 %, measured on 1.3.0's mix). Experiments
+    use `positions` to compare recipes at equal compute: a step costs about its padded positions."""
+    B, G, MAXLEN = 48, 64, 300
+
+    def __init__(self, P, tok, recs, ids, im_end_chat, pad):
+        self.P, self.tok, self.recs, self.ids, self.im_end_chat, self.pad = P, tok, recs, ids, im_end_chat, pad
+        self.groups = {}
+
+    def _group(self, gi):
+        if gi in self.groups:
+            return self.groups[gi]
+        self.groups.clear()
+        rng = random.Random(SEED * 1000 + gi)
+        seqs = []
+        while len(seqs) < self.B * self.G:
+            r = self.recs[rng.randrange(len(self.recs))]
+            s, m = sequence(self.P, self.tok, conversation(r, self.ids, rng), self.im_end_chat)
+            if len(s) <= self.MAXLEN:
+                seqs.append((s, m))
+        seqs.sort(key=lambda x: len(x[0]))
+        batches = [seqs[i * self.B:(i + 1) * self.B] for i in range(self.G)]
+        rng.shuffle(batches)
+        self.groups[gi] = batches
+        return batches
+
+    def rows(self, step):
+        """(token ids, loss mask) of each conversation of the step's batch."""
+        return self._group(step // self.G)[step % self.G]
+
+    def positions(self, step):
+        """Padded positions of the step's batch (rows × longest row)."""
+        bt = self.rows(step)
+        return len(bt) * max(len(s) for s, _ in bt)
+
+    def tensors(self, step):
+        """Inputs, next-token targets (-100 where no loss) and position ids of the step's batch, right-padded."""
+        bt = self.rows(step)
+        T = max(len(s) for s, _ in bt)
+        x = torch.full((len(bt), T), self.pad, dtype=torch.long)
+        y = torch.full((len(bt), T), -100, dtype=torch.long)
+        pos = torch.arange(T).repeat(len(bt), 1)
+        for i, (s, m) in enumerate(bt):
+            x[i, :len(s)] = torch.tensor(s)
+            tgt = torch.tensor([t if mm else -100 for t, mm in zip(s, m)])
+            y[i, :len(s) - 1] = tgt[1:]
+            pos[i, :len(s)] = torch.tensor(self.P.positions(s))
+        return x, y, pos
+
+
 def stage_unified(run, a):
     tok, text_vocab = load_tok(run)
     cfgs = make_configs(text_vocab)
@@ -919,45 +980,16 @@ def stage_unified(run, a):
     init_image_rows_(llm, enc, manifest)
     im_end_chat = tok.token_id("<|im_end|>")
     pad = manifest["tokens"]["pad"]
-    # Batches are cut from G·B sequences sorted by length: G = 64 leaves 1.8 % of the positions padding (G = 8:
-    # 13 %), measured on this mix.
-    B, G, MAXLEN = 48, 64, 300
-    groups = {}
-
-    def group(gi):
-        if gi in groups:
-            return groups[gi]
-        groups.clear()
-        rng = random.Random(SEED * 1000 + gi)
-        seqs = []
-        while len(seqs) < B * G:
-            r = recs[rng.randrange(len(recs))]
-            s, m = sequence(P, tok, conversation(r, ids, rng), im_end_chat)
-            if len(s) <= MAXLEN:
-                seqs.append((s, m))
-        seqs.sort(key=lambda x: len(x[0]))
-        batches = [seqs[i * B:(i + 1) * B] for i in range(G)]
-        rng.shuffle(batches)
-        groups[gi] = batches
-        return batches
+    batches = UnifiedBatches(P, tok, recs, ids, im_end_chat, pad)
 
     def batch_fn(step):
-        bt = group(step // G)[step % G]
-        T = max(len(s) for s, _ in bt)
-        x = torch.full((len(bt), T), pad, dtype=torch.long)
-        y = torch.full((len(bt), T), -100, dtype=torch.long)
-        for i, (s, m) in enumerate(bt):
-            x[i, :len(s)] = torch.tensor(s)
-            tgt = torch.tensor([t if mm else -100 for t, mm in zip(s, m)])
-            y[i, :len(s) - 1] = tgt[1:]
-        return x.to(a.device), y.to(a.device)
+        return [t.to(a.device) for t in batches.tensors(step)]
 
     def loss_fn(batch, step):
-        x, y = batch
-        return masked_lm_loss(llm, x, y, a.device, a.bf16), int((x != pad).sum()), f"T {x.shape[1]}"
+        x, y, pos = batch
+        return masked_lm_loss(llm, x, y, a.device, a.bf16, pos), int((x != pad).sum()), f"T {x.shape[1]}"
 
-    info = train_loop(run, a, "unified", {"llm": llm}, list(llm.parameters()), batch_fn, loss_fn, 1.5e-3,
-                      every=10)
+    info = train_loop(run, a, "unified", {"llm": llm}, list(llm.parameters()), batch_fn, loss_fn, U_LR, every=10)
     atomic_save({"llm": llm.state_dict()}, run.path("unified.pt"))
     return info
 
@@ -979,13 +1011,16 @@ def load_all(run, device="cpu"):
 
 @torch.no_grad()
 def batched_greedy(llm, P, prompts, mode, max_new, device):
-    pipe = P
-    ids, mask, pos = pipe.left_pad(prompts)
+    ids, mask, _ = P.left_pad(prompts)
+    L = ids.shape[1]
+    pos = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        pos[i, L - len(p):] = torch.tensor(P.positions(p))
     ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
     b = len(prompts)
     past = [(torch.zeros(b, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=device),) * 2 for _ in llm.layers]
     logits, past = llm(ids, mask, pos, past)
-    last = pos[:, -1]
+    seqs = [list(p) for p in prompts]              # prompt + answer so far: the next token's position follows from it
     out = [[] for _ in range(b)]
     done = [False] * b
     for step in range(max_new):
@@ -1004,7 +1039,9 @@ def batched_greedy(llm, P, prompts, mode, max_new, device):
         if all(done) or step == max_new - 1:
             break
         mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], 1)
-        last = last + 1
+        for i in range(b):
+            seqs[i].append(int(nxt[i]))
+        last = torch.tensor([P.positions(s)[-1] for s in seqs], device=device)
         logits, past = llm(nxt.view(b, 1), mask, last.view(b, 1), past)
     return out
 

@@ -20,3 +20,9 @@ test('Python shapes self-test', { skip }, () => {
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /shapes selftest ok/);
 });
+
+test('Python shared edit positions self-test', { skip }, () => {
+  const r = spawnSync(py, ['-m', 'train.test_edit_positions'], { encoding: 'utf8', cwd: root });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /edit positions selftest ok/);
+});

@@ -68,6 +68,50 @@ def prepare(substrate, records):
     T.build_unified_cache(run, a, enc)
 
 
+def variant_batches(run, records):
+    """The unified stage's batches for the variant's settings (the module constants) and data cache (built when
+    missing), without training."""
+    a = argparse.Namespace(device="cpu", records=records)
+    tok, text_vocab = T.load_tok(run)
+    cfgs = T.make_configs(text_vocab)
+    manifest = T.manifest_for(tok, cfgs)
+    enc, _, _ = T.load_tatok(run, cfgs, a.device)
+    data = T.build_unified_cache(run, a, enc)
+    return T.UnifiedBatches(T.prompt_helper(manifest, tok), tok, data["records"], data["ids"],
+                            tok.token_id("<|im_end|>"), manifest["tokens"]["pad"])
+
+
+def steps_for_positions(batches, budget):
+    """The first step count whose batches together reach `budget` padded positions (equal compute)."""
+    step, total = 0, 0
+    while total < budget:
+        total += batches.positions(step)
+        step += 1
+    return step
+
+
+@torch.no_grad()
+def generalisation_gap(run, batches, llm, enc, records, steps=8):
+    """The unified loss on the first `steps` training batches (trained on) and on as many batches of records that
+    training never saw (same mix and settings, held-out seeds): a gap says the stage memorises its records."""
+    held = T.unified_records(records, HELD_OUT + 3 * 10**6)
+    scenes = []
+    for r in held:
+        r["_scene_idx"] = list(range(len(scenes), len(scenes) + len(T.record_scene_list(r))))
+        scenes += T.record_scene_list(r)
+    imgs = np.stack([T.render(T.Scene.from_json(sc)) for sc in scenes])
+    ids = {k: torch.from_numpy(v) for k, v in T.encode_all(enc, imgs, "cpu").items()}
+    fresh = T.UnifiedBatches(batches.P, batches.tok, held, ids, batches.im_end_chat, batches.pad)
+
+    def loss(b):
+        losses = []
+        for s in range(steps):
+            x, y, pos = b.tensors(s)
+            losses.append(float(T.masked_lm_loss(llm, x, y, "cpu", False, pos)))
+        return float(np.mean(losses))
+    return {"loss_trained_records": round(loss(batches), 4), "loss_new_records": round(loss(fresh), 4)}
+
+
 def generate_tokens(llm, P, prompts, scale):
     """Image-token ids (0 … K-1) of greedy image answers at `scale`, one row per prompt."""
     outs = T.greedy_in_chunks(llm, P, prompts, "image", P.scale_tokens[scale], "cpu")
@@ -133,10 +177,19 @@ def main():
     ap.add_argument("--out", help="the variant's run directory (created)")
     ap.add_argument("--edit-same-scale", type=float, default=T.EDIT_SAME_SCALE)
     ap.add_argument("--gen-scales", default=",".join(f"{k}:{v}" for k, v in T.GEN_SCALES.items()))
+    ap.add_argument("--und-scales", default=",".join(f"{k}:{v}" for k, v in T.UND_SCALES.items()),
+                    help="understanding inputs' (and edit inputs') scale weights")
     ap.add_argument("--mix", help='record types of the unified data, "understand:0.36,generate:0.32,edit:0.2,'
                     'multiturn:0.12" (1.3.0); a variant with its own mix builds its own data cache')
+    ap.add_argument("--edit-positions", choices=("sequential", "shared"), default=T.EDIT_POSITIONS,
+                    help="position ids of edit outputs (train/edit_positions.py)")
+    ap.add_argument("--lr", type=float, default=T.U_LR, help="peak learning rate of the unified stage")
     ap.add_argument("--threads", default="1", help="CPU threads of the variant's training")
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
+    ap.add_argument("--positions", type=int, help="equal compute instead of equal steps: train as many steps as "
+                    "the variant's batches need to reach this many padded positions (see --count)")
+    ap.add_argument("--count", type=int, help="print the padded positions of the variant's first COUNT steps and "
+                    "exit (no training)")
     ap.add_argument("--n", type=int, default=400, help="held-out items per measurement")
     a = ap.parse_args()
     if not a.prepare and not a.out:
@@ -147,8 +200,20 @@ def main():
     copy_substrate(a.substrate, a.out, [n for n in SUBSTRATE_FILES if not (a.mix and n == "unified-data.pt")])
     T.EDIT_SAME_SCALE = a.edit_same_scale
     T.GEN_SCALES = parse_weights(a.gen_scales, int)
+    T.UND_SCALES = parse_weights(a.und_scales, int)
+    T.U_LR = a.lr
+    T.EDIT_POSITIONS = a.edit_positions
     if a.mix:
         T.U_MIX = parse_weights(a.mix, str)
+    torch.set_num_threads(int(a.threads))
+    if a.count:
+        batches = variant_batches(T.Run(a.out), a.records)
+        print("POSITIONS", json.dumps({"steps": a.count, "positions": sum(map(batches.positions, range(a.count)))}))
+        return
+    if a.positions:
+        steps = steps_for_positions(variant_batches(T.Run(a.out), a.records), a.positions)
+        a.step_scale = repr((steps + 0.5) / T.PLAN["unified"][0])      # train_loop: int(12,000 × scale) steps
+        print(f"[variant] {steps} steps reach {a.positions} padded positions", flush=True)
     sys.argv = [T.__file__, "--out", a.out, "--bundle", os.path.join(a.out, "bundle"), "--stage", "unified",
                 "--step-scale", a.step_scale, "--time-scale", "0", "--threads", a.threads,
                 "--records", str(a.records)]
@@ -156,8 +221,17 @@ def main():
     with open(os.path.join(a.out, "times.json")) as f:
         info = json.load(f)["unified"]
     mix = ",".join(f"{k}:{v}" for k, v in T.U_MIX.items())
-    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "mix": mix, **info,
-              **measure(T.Run(a.out), a.n)}
+    run = T.Run(a.out)
+    batches = variant_batches(run, a.records)
+    tok, text_vocab = T.load_tok(run)
+    llm = T.QwenLM(T.make_configs(text_vocab)[0])
+    llm.load_state_dict(T.torch_load(run.path("unified.pt"), map_location="cpu")["llm"])
+    llm.eval()
+    enc = T.load_tatok(run, T.make_configs(text_vocab), "cpu")[0]
+    gap = generalisation_gap(run, batches, llm, enc, min(a.records, 3000))
+    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "und_scales": a.und_scales, "lr": a.lr, "edit_positions": a.edit_positions,
+              "mix": mix, "positions": a.positions, **info,
+              **gap, **measure(run, a.n)}
     print("RESULT", json.dumps(result), flush=True)
 
 

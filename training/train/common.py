@@ -207,12 +207,13 @@ def causal_mask(t, device):
     return torch.where(allowed, torch.zeros((), device=device), torch.full((), -1e9, device=device))[None, None]
 
 
-def llm_hidden(llm, ids):
-    """Right-padded (or unpadded) sequences: causal attention, positions 0..T-1."""
+def llm_hidden(llm, ids, pos=None):
+    """Right-padded (or unpadded) sequences: causal attention, positions `pos` [B, T] (default 0..T-1)."""
     b, t = ids.shape
     dev = ids.device
     x = llm.embed_tokens(ids)
-    pos = torch.arange(t, device=dev).unsqueeze(0).expand(b, t)
+    if pos is None:
+        pos = torch.arange(t, device=dev).unsqueeze(0).expand(b, t)
     cs = rope_cos_sin(pos, llm.cfg.head_dim, llm.cfg.rope_theta)
     mask = causal_mask(t, dev)
     z = torch.zeros(b, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=dev)
@@ -221,12 +222,12 @@ def llm_hidden(llm, ids):
     return llm.norm(x)
 
 
-def masked_lm_loss(llm, x, y, device, bf16):
+def masked_lm_loss(llm, x, y, device, bf16, pos=None):
     """Mean cross-entropy of the LLM over the positions that have a target (y != -100; the unified stage's loss,
     only on assistant tokens). The head runs only at those positions: most of a row is context."""
     sel = y.reshape(-1) != -100
     with autocast(device, bf16):
-        h = llm_hidden(llm, x)
+        h = llm_hidden(llm, x, pos)
         logits = llm.head(h.reshape(-1, h.shape[-1])[sel])
     return F.cross_entropy(logits.float(), y.reshape(-1)[sel])
 
