@@ -85,7 +85,14 @@ export class PgliteWorkerClient {
       init.loadDataDir =
         options.loadDataDir instanceof Uint8Array ? options.loadDataDir : new Uint8Array(await options.loadDataDir.arrayBuffer());
     }
-    const worker = startTsWorker(WORKER_ENTRY, init);
+    return PgliteWorkerClient.handshake(startTsWorker(WORKER_ENTRY, init));
+  }
+
+  /**
+   * Waits for a started worker's answer to its open (`ready` or `open-failed`) and wraps it; terminates it on
+   * failure. Separate from `open` so that a test can order a worker's events exactly (tests/db/pglite-worker.test.ts).
+   */
+  static async handshake(worker: Worker): Promise<PgliteWorkerClient> {
     const client = new PgliteWorkerClient(worker);
     await new Promise<void>((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`the PGlite worker exited (code ${code}) while opening`));

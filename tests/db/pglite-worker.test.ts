@@ -5,9 +5,11 @@
  * pending and later query into DATABASE_UNAVAILABLE instead of a hang.
  */
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
@@ -23,12 +25,22 @@ import {
   type Database,
 } from '../../src/db/index.ts';
 import { toDbError } from '../../src/db/errors.ts';
+import { toWireError } from '../../src/db/pglite-protocol.ts';
 import { PgliteWorkerClient } from '../../src/db/pglite-remote.ts';
 import { conversations, users } from '../../src/db/schema/index.ts';
 import { makeUser, rejectsWith } from './fixtures.ts';
 import { BACKENDS, openTestDatabase, pgliteTemplate, type TestDatabase } from './harness.ts';
 
 const skip = !BACKENDS.includes('pglite-worker') && 'pglite-worker backend not selected';
+
+/** A worker thread as PgliteWorkerClient sees it (an EventEmitter that can be terminated), whose events the test emits. */
+class FakeWorker extends EventEmitter {
+  terminated = false;
+  async terminate(): Promise<number> {
+    this.terminated = true;
+    return 1;
+  }
+}
 
 /** Settles `promise`, failing the test if it takes longer than `ms` (a hang). */
 async function within<T>(ms: number, promise: Promise<T>): Promise<PromiseSettledResult<T>> {
@@ -266,6 +278,18 @@ describe('a PGlite worker that dies or closes', { skip, timeout: 120_000 }, () =
   test('a data directory PGlite cannot load fails the open, without a hang', async () => {
     const settled = await within(60_000, PgliteWorkerClient.open({ loadDataDir: new Uint8Array(4096).fill(7) }));
     assert.equal(settled.status, 'rejected');
+  });
+
+  test('a worker that throws right after reporting open-failed fails the open, not the process', async () => {
+    // The order of a real worker's events is up to the threads (a corrupt loadDataDir: PGlite's gunzip can fail
+    // again after PGlite.create rejected), so this worker's events are emitted in the losing order, in one tick.
+    // An 'error' with no listener would throw out of emit(): the uncaught exception the open must not cause.
+    const worker = new FakeWorker();
+    const opening = PgliteWorkerClient.handshake(worker as unknown as Worker);
+    worker.emit('message', { kind: 'open-failed', error: toWireError(new Error('could not read the data directory')) });
+    worker.emit('error', new Error('gunzip failed again'));
+    await assert.rejects(opening, /could not read the data directory/);
+    assert.equal(worker.terminated, true);
   });
 
   test('on disk: the server kind of open keeps its rows in the folder, which in-thread PGlite reads back', async () => {
