@@ -45,7 +45,7 @@ from shapes import language as L  # noqa: E402
 from shapes.render import render  # noqa: E402
 from shapes.scene import Scene, sample_scene  # noqa: E402
 from dialect_tar.compat import torch_load
-from train.edit_positions import EditPositions  # noqa: E402
+from dialect_tar.positions import position_rule  # noqa: E402
 from train.common import (Run, Progress, log, atomic_save, autocast, bf16_available, scene_labels, labels_to_scene_dict, satisfies,  # noqa
                           same_scene, llm_hidden, masked_lm_loss, ar_train_logits, corrupt_codes, ta_encode_z, ta_decode_z, vq_quantize,
                           to_pixels, detect, N_CELL_STATES)
@@ -118,6 +118,8 @@ def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None):
     if image_sampling:
         m["sampling"]["image"].update(image_sampling)
     m["sampling"]["detok"]["temperature"] = 0      # greedy AR-DTok with CFG (what the export stage measures)
+    if EDIT_POSITIONS != "sequential":
+        m["llm"]["positions"] = EDIT_POSITIONS
     return m
 
 
@@ -130,9 +132,7 @@ def prompt_helper(manifest, tok):
     p.image_base, p.image_count = t["imageBase"], t["imageCount"]
     p.eos, p.pad = set(t["eos"]), t["pad"]
     p.scale_tokens = {s["scale"]: s["tokens"] for s in manifest["scales"]}
-    shared = EditPositions(tok.token_id("<|im_start|>"), tok.encode("<|im_start|>assistant\n"), t["imStart"],
-                           t["scaleTokens"], t["imageBase"], t["imageCount"])
-    p.positions = shared if EDIT_POSITIONS == "shared" else (lambda ids: list(range(len(ids))))
+    p.positions = position_rule(manifest, tok)
     return p
 
 
@@ -821,9 +821,9 @@ EDIT_OUT_SCALES = {2: 0.8, 1: 0.05, 3: 0.15}
 # everything else unchanged 12.0 → 14.3 % of 400 edits, one-object generation 21.4 → 17.1 % of 140
 # (experiments/unified_variants.py, docs/model-card.md). 0 keeps 1.3.0's batches exactly.
 EDIT_SAME_SCALE = 0.0
-# Position ids of the unified LLM: "sequential" (Tar's, and every bundle's so far) or "shared", where an edit's output
-# image reuses its input image's positions (train/edit_positions.py), so that copying what an edit keeps is a
-# fixed-offset lookup. The runtime serves only "sequential" yet; "shared" is measured by experiments/unified_variants.py.
+# Position ids of the unified LLM (the manifest's llm.positions): "sequential" (Tar's, and every bundle's so far) or
+# "shared-edits", where an edit's output image reuses its input image's positions (dialect_tar/positions.py), so
+# that copying what an edit keeps is a fixed-offset lookup. Measured by experiments/unified_variants.py.
 EDIT_POSITIONS = "sequential"
 # Follow-up questions about an understand record's image (number of extra exchanges → weight): 1.5 on average.
 UND_EXTRA_QUESTIONS = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
@@ -1011,11 +1011,7 @@ def load_all(run, device="cpu"):
 
 @torch.no_grad()
 def batched_greedy(llm, P, prompts, mode, max_new, device):
-    ids, mask, _ = P.left_pad(prompts)
-    L = ids.shape[1]
-    pos = torch.zeros_like(ids)
-    for i, p in enumerate(prompts):
-        pos[i, L - len(p):] = torch.tensor(P.positions(p))
+    ids, mask, pos = P.left_pad(prompts)
     ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
     b = len(prompts)
     past = [(torch.zeros(b, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=device),) * 2 for _ in llm.layers]
@@ -1041,8 +1037,7 @@ def batched_greedy(llm, P, prompts, mode, max_new, device):
         mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], 1)
         for i in range(b):
             seqs[i].append(int(nxt[i]))
-        last = torch.tensor([P.positions(s)[-1] for s in seqs], device=device)
-        logits, past = llm(nxt.view(b, 1), mask, last.view(b, 1), past)
+        logits, past = llm(nxt.view(b, 1), mask, P.next_positions(seqs).to(device).view(b, 1), past)
     return out
 
 

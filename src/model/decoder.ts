@@ -37,6 +37,8 @@ import {
 /** The prefill input of one row. A row has either token ids (LLM) or a condition with no ids (AR-DTok prefill). */
 export interface RowPrefill {
   inputIds: readonly number[];
+  /** Position ids of `inputIds` (the LLM's `shared-edits` scheme); default: their indices. */
+  positions?: readonly number[];
   /** AR-DTok condition, float32 `[condLength, condDim]` row-major. */
   cond?: Float32Array;
 }
@@ -60,6 +62,8 @@ export interface DecodeJob {
    * during the call) and returns the token to feed to every row next, or `null` when the job is finished.
    */
   step(logits: Float32Array[], info: StepInfo): number | null;
+  /** Position id of the token fed next to a row whose cache holds `length` positions; default `length`. */
+  nextPosition?(length: number): number;
   readonly signal?: AbortSignal | undefined;
   /** Called when the job leaves the queue and its prefill starts. */
   onAdmit?(): void;
@@ -319,6 +323,9 @@ export class DecoderBatcher {
       // Left padding keeps a row's real positions contiguous only when a row is all condition or all ids.
       throw new InferenceError(`${this.label}: a prefill row with a condition must have no input ids`);
     }
+    if (rows.some((r) => r.positions !== undefined && r.positions.length !== r.inputIds.length)) {
+      throw new InferenceError(`${this.label}: a prefill row needs one position per input id`);
+    }
     const total = Math.max(...lengths);
     const maxIds = Math.max(...rows.map((r) => r.inputIds.length));
     const maxCond = Math.max(...condLengths);
@@ -333,7 +340,7 @@ export class DecoderBatcher {
       for (let j = 0; j < row.inputIds.length; j++) ids[r * maxIds + maxIds - row.inputIds.length + j] = row.inputIds[j] as number;
       for (let j = 0; j < length; j++) {
         mask[r * total + total - length + j] = 1;
-        positions[r * total + total - length + j] = j;
+        positions[r * total + total - length + j] = row.positions?.[j] ?? j;
       }
     });
     const feeds: Record<string, Tensor> = {
@@ -383,7 +390,7 @@ export class DecoderBatcher {
       for (const length of slot.lengths) {
         ids[r] = BigInt(slot.pending);
         mask.fill(1n, r * (past + 1) + past - length, (r + 1) * (past + 1));
-        positions[r] = BigInt(length);
+        positions[r] = BigInt(slot.job.nextPosition?.(length) ?? length);
         r++;
       }
     }

@@ -1,4 +1,5 @@
 import { BundleError } from './errors.ts';
+import { POSITION_SCHEMES, type PositionScheme } from './positions.ts';
 import type { DetokSampling, ImageSampling, TextSampling } from './sampling.ts';
 
 /** The graph files of a bundle, by manifest key. */
@@ -42,6 +43,8 @@ export interface Manifest {
     maxPositions: number;
     rope: { theta: number };
     dtype: TensorDtype;
+    /** How the LLM numbers its tokens (positions.ts); absent = `sequential`, as Tar. */
+    positions?: PositionScheme;
   };
   taTok: { codebookSize: number; dtype: TensorDtype };
   arDTok: {
@@ -214,6 +217,9 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
     const rope = c.object(llm.rope, 'llm.rope');
     if (rope !== undefined) c.number(rope.theta, 'llm.rope.theta', { min: 0, exclusiveMin: true });
     c.dtype(llm.dtype, 'llm.dtype');
+    if (llm.positions !== undefined && !POSITION_SCHEMES.includes(llm.positions as PositionScheme)) {
+      c.problem('llm.positions', `must be one of ${POSITION_SCHEMES.map((p) => `"${p}"`).join(', ')}, found ${describe(llm.positions)}`);
+    }
   }
 
   const tokens = c.object(m.tokens, 'tokens');

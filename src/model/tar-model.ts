@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type Bundle, graphDtype, type LoadProgress, loadBundle } from './bundle.ts';
 import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, type StepInfo } from './decoder.ts';
+import { type PositionRule, positionRule, sequentialPositions } from './positions.ts';
 import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, PromptTooLongError } from './errors.ts';
 import { imageToPixels, pixelsToPng } from './images.ts';
 import { findScale, type Manifest, type ScaleInfo } from './manifest.ts';
@@ -224,6 +225,8 @@ class SequenceJob implements DecodeJob {
     this.onStart();
   }
 
+  nextPosition?: (length: number) => number;
+
   step(logits: Float32Array[], info: StepInfo): number | null {
     this.ortMs += info.ortMs;
     const token = this.pick(logits);
@@ -258,6 +261,8 @@ export class TarModel {
   readonly #llm: DecoderBatcher;
   readonly #arDTok: DecoderBatcher;
   readonly #provider: ExecutionProvider;
+  /** The LLM's position ids of a token sequence (the manifest's `llm.positions`). */
+  readonly #positions: PositionRule;
   #disposed = false;
 
   private constructor(bundle: Bundle, options: TarModelOptions) {
@@ -265,6 +270,7 @@ export class TarModel {
     this.manifest = bundle.manifest;
     this.#provider = options.provider ?? 'cpu';
     this.#prompts = new PromptBuilder(bundle.manifest, bundle.tokenizer);
+    this.#positions = positionRule(bundle.manifest, bundle.tokenizer);
     const m = bundle.manifest;
     const batching = {
       ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
@@ -449,8 +455,10 @@ export class TarModel {
     request: CommonRequest,
   ): Promise<number[]> {
     const progress = request.onProgress;
+    const rule = this.#positions;
+    const shared = rule !== sequentialPositions;
     const job = new SequenceJob(
-      [{ inputIds: promptIds }],
+      [shared ? { inputIds: promptIds, positions: rule(promptIds) } : { inputIds: promptIds }],
       request.signal,
       (logits) => pipeline.next(logits[0] as Float32Array),
       endsBefore,
@@ -459,6 +467,8 @@ export class TarModel {
       () => progress?.({ stage: 'prefill', done: 0, total: 1 }),
       () => progress?.({ stage: 'prefill', done: 1, total: 1 }),
     );
+    // The fed token is the last one the job kept, so its position is the rule's last over prompt + answer so far.
+    if (shared) job.nextPosition = () => rule([...promptIds, ...job.tokens]).at(-1) as number;
     await this.#llm.run(job);
     clock.t.queued += job.admittedAt - job.submittedAt;
     clock.t.prefill += job.prefilledAt - job.admittedAt;

@@ -22,7 +22,7 @@ test('Python shapes self-test', { skip }, () => {
 });
 
 test('Python shared edit positions self-test', { skip }, () => {
-  const r = spawnSync(py, ['-m', 'train.test_edit_positions'], { encoding: 'utf8', cwd: root });
+  const r = spawnSync(py, ['-m', 'dialect_tar.test_positions'], { encoding: 'utf8', cwd: root });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /edit positions selftest ok/);
 });

@@ -17,6 +17,7 @@ import torch
 
 from .ar_dtok import ARDTok
 from .llm import QwenLM
+from .positions import position_rule
 from .ta_tok import TaTokDecoder, TaTokEncoder
 from .tokenizer import BPETokenizer
 from .vq import VQVAE
@@ -50,6 +51,7 @@ class TarPipeline:
         self.eos = set(t["eos"])
         self.pad = t["pad"]
         self.scale_tokens = {s["scale"]: s["tokens"] for s in manifest["scales"]}
+        self.positions = position_rule(manifest, tokenizer)
         for mod in (llm, encoder, decoder, ardtok, vq):
             mod.eval()
 
@@ -134,11 +136,16 @@ class TarPipeline:
         L = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), L), self.pad, dtype=torch.long)
         mask = torch.zeros((len(prompts), L), dtype=torch.long)
+        pos = torch.zeros((len(prompts), L), dtype=torch.long)
         for i, p in enumerate(prompts):
             ids[i, L - len(p):] = torch.tensor(p, dtype=torch.long)
             mask[i, L - len(p):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            pos[i, L - len(p):] = torch.tensor(self.positions(p), dtype=torch.long)
         return ids, mask, pos
+
+    def next_positions(self, seqs: Sequence[Sequence[int]]) -> torch.Tensor:
+        """[B] position ids of the last token of each sequence (prompt + answer so far): the one fed next."""
+        return torch.tensor([self.positions(s)[-1] for s in seqs], dtype=torch.long)
 
     @torch.no_grad()
     def prefill(self, prompts: Sequence[Sequence[int]]):
@@ -151,8 +158,9 @@ class TarPipeline:
         """Greedy decoding for a batch. mode "text": argmax over the whole vocabulary, stop on eos;
         mode "image": argmax restricted to the image ids, exactly max_new tokens. Returns the new ids per row
         (text: without the eos) and the logits of every step [B, V] (list)."""
-        logits, past, mask, last_pos = self.prefill(prompts)
+        logits, past, mask, _ = self.prefill(prompts)
         b = len(prompts)
+        seqs = [list(p) for p in prompts]
         out: List[List[int]] = [[] for _ in range(b)]
         done = [False] * b
         steps = []
@@ -174,8 +182,9 @@ class TarPipeline:
             if all(done) or step == max_new - 1:
                 break
             mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], dim=1)
-            last_pos = last_pos + 1
-            logits, past = self.llm(nxt.view(b, 1), mask, last_pos.view(b, 1), past)
+            for i in range(b):
+                seqs[i].append(int(nxt[i]))
+            logits, past = self.llm(nxt.view(b, 1), mask, self.next_positions(seqs).view(b, 1), past)
         return out, steps
 
     # ------------------------------------------------------------------ detokenisation

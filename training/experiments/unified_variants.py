@@ -181,8 +181,8 @@ def main():
                     help="understanding inputs' (and edit inputs') scale weights")
     ap.add_argument("--mix", help='record types of the unified data, "understand:0.36,generate:0.32,edit:0.2,'
                     'multiturn:0.12" (1.3.0); a variant with its own mix builds its own data cache')
-    ap.add_argument("--edit-positions", choices=("sequential", "shared"), default=T.EDIT_POSITIONS,
-                    help="position ids of edit outputs (train/edit_positions.py)")
+    ap.add_argument("--edit-positions", choices=("sequential", "shared-edits"), default=T.EDIT_POSITIONS,
+                    help="position ids of edit outputs (dialect_tar/positions.py)")
     ap.add_argument("--lr", type=float, default=T.U_LR, help="peak learning rate of the unified stage")
     ap.add_argument("--threads", default="1", help="CPU threads of the variant's training")
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")

@@ -1,5 +1,5 @@
-"""Self-test of the shared edit positions rule (pure Python): `training/py -m train.test_edit_positions`."""
-from train.edit_positions import EditPositions
+"""Self-test of the shared edit positions rule (pure Python): `training/py -m dialect_tar.test_positions`."""
+from dialect_tar.positions import EditPositions
 
 TURN, USER, ASSISTANT, NL, IM_START, IM_END, CHAT_END = 1, 2, 3, 4, 5, 6, 7
 S1, S2, S3 = 11, 12, 13

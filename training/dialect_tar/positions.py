@@ -1,10 +1,11 @@
-"""Position ids under which an edit's output image reuses its input image's positions ("shared" edit positions).
+"""The LLM's position ids under the manifest's `llm.positions` = "shared-edits": an edit's output image reuses its
+input image's positions (src/model/positions.ts is the runtime's copy of this rule).
 
 With sequential positions, output image token i sits a prompt-dependent distance after input image token i (the
 instruction's length varies), so copying the tokens an edit keeps must be learned as a content lookup. Reusing the
 input's positions makes that distance 0 for every edit, a lookup that a rotary attention head expresses directly.
 
-The rule is a function of the token ids alone, so training, the PyTorch reference and a runtime can apply it to any
+The rule is a function of the token ids alone, so training, the PyTorch reference and the runtime apply it to any
 prompt, including conversations whose earlier answers were edits:
 - positions are the token indices, except
 - an image in an assistant turn whose preceding user turn holds an image of the same scale (same `<S_k>` token, so
@@ -14,7 +15,7 @@ prompt, including conversations whose earlier answers were edits:
 Every other token, the `<im_end>` after a shared image included, keeps its index, so positions stay unique outside
 shared images and a sequence's length still bounds its largest position.
 """
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 
 class EditPositions:
@@ -49,3 +50,19 @@ class EditPositions:
                 pos[start + i] = pos[src + i]
                 i += 1
         return pos
+
+
+def sequential_positions(ids: Sequence[int]) -> List[int]:
+    return list(range(len(ids)))
+
+
+def position_rule(manifest: dict, tok) -> Callable[[Sequence[int]], List[int]]:
+    """The rule of a bundle's `llm.positions` ("sequential" when absent)."""
+    scheme = manifest["llm"].get("positions", "sequential")
+    if scheme == "sequential":
+        return sequential_positions
+    if scheme != "shared-edits":
+        raise ValueError(f"unknown llm.positions {scheme!r}")
+    header = tok.encode(manifest["chat"]["turnStart"].replace("{role}", "assistant"))
+    t = manifest["tokens"]
+    return EditPositions(header[0], header, t["imStart"], t["scaleTokens"], t["imageBase"], t["imageCount"])
