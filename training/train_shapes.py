@@ -781,12 +781,9 @@ def record_scene_list(rec):
     return D.record_scenes(rec)
 
 
-def build_unified_cache(run, a, enc):
-    path = run.path("unified-data.pt")
-    if os.path.exists(path):
-        return torch_load(path)
-    t0 = time.time()
-    recs = unified_records(a.records, UNIFIED_SEED0)
+def encode_records(recs, enc, device):
+    """Renders every scene of the records and encodes it at every scale: sets each record's `_scene_idx` (its scenes'
+    rows) and returns the ids, dict scale → int16 tensor [scenes, tokens]."""
     scenes = []
     for r in recs:
         r["_scene_idx"] = []
@@ -796,11 +793,18 @@ def build_unified_cache(run, a, enc):
     imgs = np.empty((len(scenes), 64, 64, 3), dtype=np.uint8)
     for i, sc in enumerate(scenes):
         imgs[i] = render(Scene.from_json(sc))
-    log(f"[unified] rendered {len(scenes)} images for {len(recs)} records in {time.time() - t0:.0f}s")
-    ids = encode_all(enc, imgs, a.device)
-    data = {"records": recs, "ids": {s: torch.from_numpy(v) for s, v in ids.items()}}
+    return {s: torch.from_numpy(v) for s, v in encode_all(enc, imgs, device).items()}
+
+
+def build_unified_cache(run, a, enc):
+    path = run.path("unified-data.pt")
+    if os.path.exists(path):
+        return torch_load(path)
+    t0 = time.time()
+    recs = unified_records(a.records, UNIFIED_SEED0)
+    data = {"records": recs, "ids": encode_records(recs, enc, a.device)}
     torch.save(data, path)
-    log(f"[unified] data cache built in {time.time() - t0:.0f}s")
+    log(f"[unified] data cache of {len(recs)} records built in {time.time() - t0:.0f}s")
     return data
 
 
@@ -827,6 +831,12 @@ EDIT_SAME_SCALE = 0.0
 # "shared-edits", where an edit's output image reuses its input image's positions (dialect_tar/positions.py), so
 # that copying what an edit keeps is a fixed-offset lookup. Measured by experiments/unified_variants.py.
 EDIT_POSITIONS = "sequential"
+# The unified stage's records: False re-draws `--records` records from a cache built once (1.3.0: 60,000, ~4.4 draws
+# each); True draws new records for every group of batches, rendered and encoded as it is built (~10 % more time a
+# step), so none is seen twice. At 2,000 steps on 30,000 cached records (3.2 draws each) the loss over a group of
+# batches of records trained on was 0.90, of new ones 0.96 (experiments/unified_variants.py): the stage memorises its
+# records somewhat. Not measured yet with True.
+FRESH_RECORDS = False
 # Follow-up questions about an understand record's image (number of extra exchanges → weight): 1.5 on average.
 UND_EXTRA_QUESTIONS = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
 
@@ -933,9 +943,10 @@ class UnifiedBatches:
         self.groups.clear()
         rng = random.Random(SEED * 1000 + gi)
         seqs = []
+        draws = self._draws(gi, rng)
         while len(seqs) < self.B * self.G:
-            r = self.recs[rng.randrange(len(self.recs))]
-            s, m = sequence(self.P, self.tok, conversation(r, self.ids, rng), self.im_end_chat)
+            r, ids = next(draws)
+            s, m = sequence(self.P, self.tok, conversation(r, ids, rng), self.im_end_chat)
             if len(s) <= self.MAXLEN:
                 seqs.append((s, m))
         seqs.sort(key=lambda x: len(x[0]))
@@ -943,6 +954,11 @@ class UnifiedBatches:
         rng.shuffle(batches)
         self.groups[gi] = batches
         return batches
+
+    def _draws(self, gi, rng):
+        """The records of group `gi` with their image ids: drawn with replacement from the fixed set."""
+        while True:
+            yield self.recs[rng.randrange(len(self.recs))], self.ids
 
     def rows(self, step):
         """(token ids, loss mask) of each conversation of the step's batch."""
@@ -968,21 +984,46 @@ class UnifiedBatches:
         return x, y, pos
 
 
+class FreshUnifiedBatches(UnifiedBatches):
+    """UnifiedBatches whose every group draws records never drawn before (seeds UNIFIED_SEED0 + gi · STRIDE + …),
+    rendered and TA-Tok-encoded as the group is built, instead of re-drawing a fixed set: no record is seen twice."""
+    STRIDE = 2 * UnifiedBatches.B * UnifiedBatches.G      # seeds per group; the length filter drops a few records
+    CHUNK = 512                                           # records rendered and encoded together
+
+    def __init__(self, P, tok, enc, device, im_end_chat, pad):
+        super().__init__(P, tok, [], {}, im_end_chat, pad)
+        self.enc, self.device = enc, device
+
+    def _draws(self, gi, rng):
+        for first in range(0, self.STRIDE, self.CHUNK):
+            recs = unified_records(self.CHUNK, UNIFIED_SEED0 + gi * self.STRIDE + first)
+            with torch.no_grad():
+                ids = encode_records(recs, self.enc, self.device)
+            yield from ((r, ids) for r in recs)
+        raise RuntimeError(f"group {gi} used up its {self.STRIDE} seeds")
+
+
+def unified_batches(run, a, P, tok, enc, manifest):
+    """The unified stage's batches under FRESH_RECORDS: new records every group, or re-drawn from the data cache."""
+    im_end_chat, pad = tok.token_id("<|im_end|>"), manifest["tokens"]["pad"]
+    if FRESH_RECORDS:
+        return FreshUnifiedBatches(P, tok, enc, a.device, im_end_chat, pad)
+    data = build_unified_cache(run, a, enc)
+    return UnifiedBatches(P, tok, data["records"], data["ids"], im_end_chat, pad)
+
+
 def stage_unified(run, a):
     tok, text_vocab = load_tok(run)
     cfgs = make_configs(text_vocab)
     manifest = manifest_for(tok, cfgs)
     P = prompt_helper(manifest, tok)
     enc, dec, aux = load_tatok(run, cfgs, a.device)
-    data = build_unified_cache(run, a, enc)
-    recs, ids = data["records"], data["ids"]
+    batches = unified_batches(run, a, P, tok, enc, manifest)
     llm = QwenLM(cfgs[0]).to(a.device)
     lt = torch_load(run.path("llm-text.pt"), map_location="cpu")
     llm.load_state_dict(lt["llm"])
     init_image_rows_(llm, enc, manifest)
-    im_end_chat = tok.token_id("<|im_end|>")
     pad = manifest["tokens"]["pad"]
-    batches = UnifiedBatches(P, tok, recs, ids, im_end_chat, pad)
 
     def batch_fn(step):
         return [t.to(a.device) for t in batches.tensors(step)]

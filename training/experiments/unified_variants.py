@@ -69,16 +69,14 @@ def prepare(substrate, records):
 
 
 def variant_batches(run, records):
-    """The unified stage's batches for the variant's settings (the module constants) and data cache (built when
-    missing), without training."""
+    """The unified stage's batches for the variant's settings (the module constants) and data (the cache is built
+    when missing), without training."""
     a = argparse.Namespace(device="cpu", records=records)
     tok, text_vocab = T.load_tok(run)
     cfgs = T.make_configs(text_vocab)
     manifest = T.manifest_for(tok, cfgs)
     enc, _, _ = T.load_tatok(run, cfgs, a.device)
-    data = T.build_unified_cache(run, a, enc)
-    return T.UnifiedBatches(T.prompt_helper(manifest, tok), tok, data["records"], data["ids"],
-                            tok.token_id("<|im_end|>"), manifest["tokens"]["pad"])
+    return T.unified_batches(run, a, T.prompt_helper(manifest, tok), tok, enc, manifest)
 
 
 def steps_for_positions(batches, budget):
@@ -91,16 +89,13 @@ def steps_for_positions(batches, budget):
 
 
 @torch.no_grad()
-def generalisation_gap(run, batches, llm, enc, records, steps=8):
+def generalisation_gap(run, batches, llm, enc, records, steps=T.UnifiedBatches.G):
     """The unified loss on the first `steps` training batches (trained on) and on as many batches of records that
-    training never saw (same mix and settings, held-out seeds): a gap says the stage memorises its records."""
+    training never saw (same mix and settings, held-out seeds): a gap says the stage memorises its records. The
+    default, one whole group of batches, spans every sequence length in both, so the two losses weigh the tasks
+    alike (the first 8 batches of two groups do not: a group's batches are sorted by length, then shuffled)."""
     held = T.unified_records(records, HELD_OUT + 3 * 10**6)
-    scenes = []
-    for r in held:
-        r["_scene_idx"] = list(range(len(scenes), len(scenes) + len(T.record_scene_list(r))))
-        scenes += T.record_scene_list(r)
-    imgs = np.stack([T.render(T.Scene.from_json(sc)) for sc in scenes])
-    ids = {k: torch.from_numpy(v) for k, v in T.encode_all(enc, imgs, "cpu").items()}
+    ids = T.encode_records(held, enc, "cpu")
     fresh = T.UnifiedBatches(batches.P, batches.tok, held, ids, batches.im_end_chat, batches.pad)
 
     def loss(b):
@@ -183,6 +178,8 @@ def main():
                     'multiturn:0.12" (1.3.0); a variant with its own mix builds its own data cache')
     ap.add_argument("--edit-positions", choices=("sequential", "shared-edits"), default=T.EDIT_POSITIONS,
                     help="position ids of edit outputs (dialect_tar/positions.py)")
+    ap.add_argument("--fresh-records", action="store_true", help="new records for every group of batches "
+                    "(train_shapes.FRESH_RECORDS) instead of re-drawing the data cache's")
     ap.add_argument("--lr", type=float, default=T.U_LR, help="peak learning rate of the unified stage")
     ap.add_argument("--threads", default="1", help="CPU threads of the variant's training")
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
@@ -203,6 +200,7 @@ def main():
     T.UND_SCALES = parse_weights(a.und_scales, int)
     T.U_LR = a.lr
     T.EDIT_POSITIONS = a.edit_positions
+    T.FRESH_RECORDS = a.fresh_records
     if a.mix:
         T.U_MIX = parse_weights(a.mix, str)
     torch.set_num_threads(int(a.threads))
@@ -229,7 +227,7 @@ def main():
     llm.eval()
     enc = T.load_tatok(run, T.make_configs(text_vocab), "cpu")[0]
     gap = generalisation_gap(run, batches, llm, enc, min(a.records, 3000))
-    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "und_scales": a.und_scales, "lr": a.lr, "edit_positions": a.edit_positions,
+    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "und_scales": a.und_scales, "lr": a.lr, "edit_positions": a.edit_positions, "fresh_records": a.fresh_records,
               "mix": mix, "positions": a.positions, **info,
               **gap, **measure(run, a.n)}
     print("RESULT", json.dumps(result), flush=True)
