@@ -9,6 +9,15 @@ tokens but for the named change", and every evaluated figure is at scale 2. The 
   --gen-scales       generation targets' scale weights, "2:0.7,1:0.1,3:0.2" (1.3.0). The loss is a mean over
                      tokens, so one scale-1 target (81 tokens) weighs as much as five scale-2 ones (16).
   --mix              the records' task mix, "understand:0.36,generate:0.32,edit:0.2,multiturn:0.12" (1.3.0)
+  --und-scales       understanding (and edit) inputs' scale weights, "1:0.3,2:0.45,3:0.25" (1.3.0)
+  --edit-positions   the LLM's position ids: sequential (1.3.0) or shared-edits (dialect_tar/positions.py)
+  --fresh-records    new records for every group of batches instead of re-drawing the data cache's
+  --lr               the unified stage's peak learning rate (1.3.0: 1.5e-3)
+  --positions N      equal compute instead of equal steps: as many steps as the variant's batches need to reach N
+                     padded positions (--count S prints the positions of a variant's first S steps)
+
+Besides the figures below, the result holds the unified loss over one group of batches of records trained on and of
+records never drawn (a gap says the stage memorises its records).
 
 The variant runs train_shapes.py's own unified stage (same records, batches, loss and schedule; the module's
 constants set to the variant) into a copy of a substrate run (data, tokenizer, llm-text, ta-tok and the unified data
@@ -32,8 +41,22 @@ all edit tokens 41.8 / 42.9 %, everything else unchanged 12.0 / 14.3 %, change p
 0.3 / 1.3 %, one-object generation 21.4 / 17.1 % (140), 2–3 objects 0.4 / 0.0 %, questions 56.3 / 56.8 %. Nothing
 beyond the noise of 400 items, so the recipe kept 1.3.0's (docs/model-card.md). A third variant, --mix
 understand:0.28,generate:0.36,edit:0.26,multiturn:0.1 --threads 2 (1.3.0's scales): one-object generation 32.9 %
-(2.2 standard errors above 1.3.0's choices), edits exact 2.3 %, questions 55.3 %, copying 54.8 %: the candidate mix
-for the next full run.
+(2.2 standard errors above 1.3.0's choices), edits exact 2.3 %, questions 55.3 %, copying 54.8 %.
+
+Measured 2026-11-29 evening, from a rebuilt substrate (same command; scale-2 probe 0.556), one core each:
+
+  ... --out /tmp/exp/vctl --edit-same-scale 0.75 --gen-scales 2:0.8,1:0.05,3:0.15 --step-scale 0.16667
+  ... --out /tmp/exp/vpos (the same) --edit-positions shared-edits
+  ... --out /tmp/exp/vcomb (the same) --edit-positions shared-edits \
+      --mix understand:0.28,generate:0.36,edit:0.26,multiturn:0.1
+  ... --out /tmp/exp/vlr --mix understand:0.28,generate:0.36,edit:0.26,multiturn:0.1 --lr 3e-3 --step-scale 0.16667
+
+sequential / shared / shared + mix: copied 49.5 / 70.8 / 73.4 %, everything else unchanged 8.3 / 35.0 / 35.0 %, change
+present 29.5 / 24.0 / 25.8 %, edits exact 1.0 / 6.5 / 5.8 %, one-object generation 34.3 / 15.0 / 17.9 %, questions
+61.0 / 56.8 / 51.3 %. The sequential control repeats the previous session's second variant, which measured
+one-object 17.1 % and questions 56.8 %: between sessions one configuration varies far beyond the binomial error, so
+only the edit figures (beyond every sequential run's range) are a measured effect, and the task mix's gain above is
+not. --lr 3e-3: one-object 2.9 %, questions 52.5 % (worse). docs/model-card.md, "Runs that were not shipped".
 """
 import argparse
 import json
