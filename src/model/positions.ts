@@ -8,7 +8,7 @@ import type { TextTokenizer } from './tokenizer.ts';
  *   takes that image's positions, token by token, so that what an edit keeps is copied from a fixed relative
  *   position (0) instead of a prompt-dependent one. Every other token keeps its index.
  * The rule reads only token ids, so a prompt whose history holds earlier edits gets the positions it was trained
- * with. Reference: training/train/edit_positions.py (the same rule, used to train such a bundle).
+ * with. Reference: training/dialect_tar/positions.py (the same rule, used to train such a bundle).
  */
 export type PositionScheme = 'sequential' | 'shared-edits';
 
@@ -19,9 +19,9 @@ export type PositionRule = (ids: readonly number[]) => number[];
 
 export const sequentialPositions: PositionRule = (ids) => Array.from(ids, (_, i) => i);
 
-/** The rule of the bundle's scheme. */
-export function positionRule(manifest: Manifest, tokenizer: TextTokenizer): PositionRule {
-  if ((manifest.llm.positions ?? 'sequential') === 'sequential') return sequentialPositions;
+/** The rule of the bundle's scheme; undefined for `sequential`, the indices the decoder feeds by default. */
+export function positionRule(manifest: Manifest, tokenizer: TextTokenizer): PositionRule | undefined {
+  if ((manifest.llm.positions ?? 'sequential') === 'sequential') return undefined;
   const header = tokenizer.encode(manifest.chat.turnStart.replace('{role}', 'assistant'));
   const t = manifest.tokens;
   return sharedEditPositions({

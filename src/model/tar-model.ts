@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type Bundle, graphDtype, type LoadProgress, loadBundle } from './bundle.ts';
 import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, type StepInfo } from './decoder.ts';
-import { type PositionRule, positionRule, sequentialPositions } from './positions.ts';
+import { type PositionRule, positionRule } from './positions.ts';
 import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, PromptTooLongError } from './errors.ts';
 import { imageToPixels, pixelsToPng } from './images.ts';
 import { findScale, type Manifest, type ScaleInfo } from './manifest.ts';
@@ -261,8 +261,8 @@ export class TarModel {
   readonly #llm: DecoderBatcher;
   readonly #arDTok: DecoderBatcher;
   readonly #provider: ExecutionProvider;
-  /** The LLM's position ids of a token sequence (the manifest's `llm.positions`). */
-  readonly #positions: PositionRule;
+  /** The LLM's position ids of a token sequence (the manifest's `llm.positions`); undefined: the indices. */
+  readonly #positions: PositionRule | undefined;
   #disposed = false;
 
   private constructor(bundle: Bundle, options: TarModelOptions) {
@@ -456,9 +456,8 @@ export class TarModel {
   ): Promise<number[]> {
     const progress = request.onProgress;
     const rule = this.#positions;
-    const shared = rule !== sequentialPositions;
     const job = new SequenceJob(
-      [shared ? { inputIds: promptIds, positions: rule(promptIds) } : { inputIds: promptIds }],
+      [rule === undefined ? { inputIds: promptIds } : { inputIds: promptIds, positions: rule(promptIds) }],
       request.signal,
       (logits) => pipeline.next(logits[0] as Float32Array),
       endsBefore,
@@ -468,7 +467,7 @@ export class TarModel {
       () => progress?.({ stage: 'prefill', done: 1, total: 1 }),
     );
     // The fed token is the last one the job kept, so its position is the rule's last over prompt + answer so far.
-    if (shared) job.nextPosition = () => rule([...promptIds, ...job.tokens]).at(-1) as number;
+    if (rule !== undefined) job.nextPosition = () => rule([...promptIds, ...job.tokens]).at(-1) as number;
     await this.#llm.run(job);
     clock.t.queued += job.admittedAt - job.submittedAt;
     clock.t.prefill += job.prefilledAt - job.admittedAt;
