@@ -34,7 +34,7 @@ class Clock:
 
 def run_text(p: TarPipeline, prompt, max_new: int, clock: Clock):
     """Greedy text decoding, timed as prefill + decode."""
-    logits, past, mask, last = p.prefill([prompt])
+    logits, past, mask, _ = p.prefill([prompt])
     clock.lap("prefill")
     out = []
     for step in range(max_new):
@@ -45,14 +45,13 @@ def run_text(p: TarPipeline, prompt, max_new: int, clock: Clock):
         if step == max_new - 1:
             break
         mask = torch.cat([mask, torch.ones(1, 1, dtype=torch.long)], dim=1)
-        last = last + 1
-        logits, past = p.llm(torch.tensor([[t]]), mask, last.view(1, 1), past)
+        logits, past = p.llm(torch.tensor([[t]]), mask, p.next_positions([prompt + out]).view(1, 1), past)
     clock.lap("decode")
     return out
 
 
 def run_image(p: TarPipeline, prompt, n: int, cfg: float, clock: Clock):
-    logits, past, mask, last = p.prefill([prompt])
+    logits, past, mask, _ = p.prefill([prompt])
     clock.lap("prefill")
     ids = []
     for step in range(n):
@@ -61,8 +60,8 @@ def run_image(p: TarPipeline, prompt, n: int, cfg: float, clock: Clock):
         if step == n - 1:
             break
         mask = torch.cat([mask, torch.ones(1, 1, dtype=torch.long)], dim=1)
-        last = last + 1
-        logits, past = p.llm(torch.tensor([[t]]), mask, last.view(1, 1), past)
+        answer = [p.image_base + c for c in ids]     # the fed token's position: the bundle's rule (llm.positions)
+        logits, past = p.llm(torch.tensor([[t]]), mask, p.next_positions([prompt + answer]).view(1, 1), past)
     clock.lap("decode")
     feats = p.image_features(ids)
     codes = p.ardtok_codes(feats, cfg)

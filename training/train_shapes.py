@@ -36,7 +36,7 @@ import export_bundle as eb  # noqa: E402
 from dialect_tar.ar_dtok import ARDTok  # noqa: E402
 from dialect_tar.config import ARDTokConfig, LLMConfig, TaTokConfig, VQConfig, to_dict  # noqa: E402
 from dialect_tar.llm import QwenLM  # noqa: E402
-from dialect_tar.reference import ImageRef, TarPipeline, Turn  # noqa: E402
+from dialect_tar.reference import ImageRef, TarPipeline, Turn, greedy_decode  # noqa: E402
 from dialect_tar.ta_tok import Codebook, TaTokDecoder, TaTokEncoder, pooling_matrix  # noqa: E402
 from dialect_tar.tokenizer import BPETokenizer, tar_special_tokens  # noqa: E402
 from dialect_tar.vq import VQVAE  # noqa: E402
@@ -835,8 +835,9 @@ EDIT_SAME_SCALE = 0.0
 # docs/model-card.md). The candidate for the next full run; "sequential" trained the shipped 1.3.0.
 EDIT_POSITIONS = "sequential"
 # The unified stage's records: False re-draws `--records` records from a cache built once (1.3.0: 60,000, ~4.4 draws
-# each); True draws new records for every group of batches, rendered and encoded as it is built (~10 % more time a
-# step), so none is seen twice. At 2,000 steps on 30,000 cached records (3.2 draws each) the loss over a group of
+# each); True draws new records for every group of batches, rendered and encoded as it is built, so none is seen
+# twice, at a cost: a group of 64 batches took 15.0 s to build on one fp32 Zen 3 core (cached: 0.8 s) against ~92 s
+# to train on there, +16 % (more where steps are faster). At 2,000 steps on 30,000 cached records (3.2 draws each) the loss over a group of
 # batches of records trained on was 0.90, of new ones 0.96 (experiments/unified_variants.py): the stage memorises its
 # records somewhat. Not measured yet with True.
 FRESH_RECORDS = False
@@ -932,8 +933,7 @@ def init_image_rows_(llm, enc, manifest):
 
 class UnifiedBatches:
     """The unified stage's batches, a pure function of the step: B conversations each, cut from G·B sequences sorted
-    by length (G = 64 leaves 1.8 % of the positions padding, G = 8: 13 %, measured on 1.3.0's mix). Experiments
-    use `positions` to compare recipes at equal compute: a step costs about its padded positions."""
+    by length (G = 64 leaves 1.8 % of the positions padding, G = 8: 13 %, measured on 1.3.0's mix)."""
     B, G, MAXLEN = 48, 64, 300
 
     def __init__(self, P, tok, recs, ids, im_end_chat, pad):
@@ -966,11 +966,6 @@ class UnifiedBatches:
     def rows(self, step):
         """(token ids, loss mask) of each conversation of the step's batch."""
         return self._group(step // self.G)[step % self.G]
-
-    def positions(self, step):
-        """Padded positions of the step's batch (rows × longest row)."""
-        bt = self.rows(step)
-        return len(bt) * max(len(s) for s, _ in bt)
 
     def tensors(self, step):
         """Inputs, next-token targets (-100 where no loss) and position ids of the step's batch, right-padded."""
@@ -1056,42 +1051,12 @@ def load_all(run, device="cpu"):
 
 
 @torch.no_grad()
-def batched_greedy(llm, P, prompts, mode, max_new, device):
-    ids, mask, pos = P.left_pad(prompts)
-    ids, mask, pos = ids.to(device), mask.to(device), pos.to(device)
-    b = len(prompts)
-    past = [(torch.zeros(b, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=device),) * 2 for _ in llm.layers]
-    logits, past = llm(ids, mask, pos, past)
-    seqs = [list(p) for p in prompts]              # prompt + answer so far: the next token's position follows from it
-    out = [[] for _ in range(b)]
-    done = [False] * b
-    for step in range(max_new):
-        if mode == "image":
-            nxt = logits[:, P.image_base:P.image_base + P.image_count].argmax(-1) + P.image_base
-        else:
-            nxt = logits.argmax(-1)
-        for i in range(b):
-            if done[i]:
-                continue
-            t = int(nxt[i])
-            if mode == "text" and t in P.eos:
-                done[i] = True
-            else:
-                out[i].append(t)
-        if all(done) or step == max_new - 1:
-            break
-        mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], 1)
-        for i in range(b):
-            seqs[i].append(int(nxt[i]))
-        logits, past = llm(nxt.view(b, 1), mask, P.next_positions(seqs).to(device).view(b, 1), past)
-    return out
-
-
 def greedy_in_chunks(llm, P, prompts, mode, max_new, device, chunk=50):
-    """batched_greedy over many prompts, `chunk` at a time (bounded memory for the KV cache and padding)."""
+    """The reference's greedy_decode over many prompts, `chunk` at a time (bounded memory for the KV cache and
+    padding); the new ids per prompt."""
     outs = []
     for i in range(0, len(prompts), chunk):
-        outs += batched_greedy(llm, P, prompts[i:i + chunk], mode, max_new, device)
+        outs += greedy_decode(llm, P, prompts[i:i + chunk], mode, max_new, device=device)[0]
     return outs
 
 

@@ -153,39 +153,9 @@ class TarPipeline:
         logits, past = self.llm(ids, mask, pos, self.llm.empty_past(len(prompts)))
         return logits, past, mask, pos[:, -1]
 
-    @torch.no_grad()
     def generate_ids(self, prompts: Sequence[Sequence[int]], mode: str, max_new: int, stop_on_eos: bool = True):
-        """Greedy decoding for a batch. mode "text": argmax over the whole vocabulary, stop on eos;
-        mode "image": argmax restricted to the image ids, exactly max_new tokens. Returns the new ids per row
-        (text: without the eos) and the logits of every step [B, V] (list)."""
-        logits, past, mask, _ = self.prefill(prompts)
-        b = len(prompts)
-        seqs = [list(p) for p in prompts]
-        out: List[List[int]] = [[] for _ in range(b)]
-        done = [False] * b
-        steps = []
-        for step in range(max_new):
-            steps.append(logits)
-            if mode == "image":
-                sub = logits[:, self.image_base:self.image_base + self.image_count]
-                nxt = sub.argmax(-1) + self.image_base
-            else:
-                nxt = logits.argmax(-1)
-            for i in range(b):
-                if done[i]:
-                    continue
-                t = int(nxt[i])
-                if mode == "text" and stop_on_eos and t in self.eos:
-                    done[i] = True
-                else:
-                    out[i].append(t)
-            if all(done) or step == max_new - 1:
-                break
-            mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long)], dim=1)
-            for i in range(b):
-                seqs[i].append(int(nxt[i]))
-            logits, past = self.llm(nxt.view(b, 1), mask, self.next_positions(seqs).view(b, 1), past)
-        return out, steps
+        """Greedy decoding for a batch (greedy_decode with the pipeline's LLM)."""
+        return greedy_decode(self.llm, self, prompts, mode, max_new, stop_on_eos)
 
     # ------------------------------------------------------------------ detokenisation
     @torch.no_grad()
@@ -239,3 +209,40 @@ class TarPipeline:
         codes = self.ardtok_codes(feats, cfg_scale)
         pixels = self.vq_pixels(codes)
         return {"prompt": prompt, "image_ids": img, "features": feats, "codes": codes[0], "pixels": pixels}
+
+
+@torch.no_grad()
+def greedy_decode(llm: QwenLM, pipe: TarPipeline, prompts: Sequence[Sequence[int]], mode: str, max_new: int,
+                  stop_on_eos: bool = True, device: str = "cpu"):
+    """Greedy decoding of `prompts` (left-padded together) with `llm` and `pipe`'s prompt conventions. mode "text":
+    argmax over the whole vocabulary, stop on eos; mode "image": argmax restricted to the image ids, exactly
+    max_new tokens. Returns the new ids per row (text: without the eos) and the logits of every step [B, V]."""
+    ids, mask, pos = (t.to(device) for t in pipe.left_pad(prompts))
+    b = len(prompts)
+    past = [(torch.zeros(b, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=device),) * 2 for _ in llm.layers]
+    logits, past = llm(ids, mask, pos, past)
+    seqs = [list(p) for p in prompts]      # prompt + answer so far: the fed token's position follows from it
+    out: List[List[int]] = [[] for _ in range(b)]
+    done = [False] * b
+    steps = []
+    for step in range(max_new):
+        steps.append(logits)
+        if mode == "image":
+            nxt = logits[:, pipe.image_base:pipe.image_base + pipe.image_count].argmax(-1) + pipe.image_base
+        else:
+            nxt = logits.argmax(-1)
+        for i in range(b):
+            if done[i]:
+                continue
+            t = int(nxt[i])
+            if mode == "text" and stop_on_eos and t in pipe.eos:
+                done[i] = True
+            else:
+                out[i].append(t)
+        if all(done) or step == max_new - 1:
+            break
+        mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], dim=1)
+        for i in range(b):
+            seqs[i].append(int(nxt[i]))
+        logits, past = llm(nxt.view(b, 1), mask, pipe.next_positions(seqs).to(device).view(b, 1), past)
+    return out, steps

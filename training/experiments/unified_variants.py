@@ -13,8 +13,6 @@ tokens but for the named change", and every evaluated figure is at scale 2. The 
   --edit-positions   the LLM's position ids: sequential (1.3.0) or shared-edits (dialect_tar/positions.py)
   --fresh-records    new records for every group of batches instead of re-drawing the data cache's
   --lr               the unified stage's peak learning rate (1.3.0: 1.5e-3)
-  --positions N      equal compute instead of equal steps: as many steps as the variant's batches need to reach N
-                     padded positions (--count S prints the positions of a variant's first S steps)
 
 Besides the figures below, the result holds the unified loss over one group of batches of records trained on and of
 records never drawn (a gap says the stage memorises its records).
@@ -91,41 +89,34 @@ def prepare(substrate, records):
     T.build_unified_cache(run, a, enc)
 
 
-def variant_batches(run, records):
-    """The unified stage's batches for the variant's settings (the module constants) and data (the cache is built
-    when missing), without training."""
-    a = argparse.Namespace(device="cpu", records=records)
+def load_trained(run):
+    """A trained variant: tokenizer, manifest, prompt helper, TA-Tok (encoder, decoder, probe heads) and the LLM."""
     tok, text_vocab = T.load_tok(run)
     cfgs = T.make_configs(text_vocab)
     manifest = T.manifest_for(tok, cfgs)
-    enc, _, _ = T.load_tatok(run, cfgs, a.device)
-    return T.unified_batches(run, a, T.prompt_helper(manifest, tok), tok, enc, manifest)
-
-
-def steps_for_positions(batches, budget):
-    """The first step count whose batches together reach `budget` padded positions (equal compute)."""
-    step, total = 0, 0
-    while total < budget:
-        total += batches.positions(step)
-        step += 1
-    return step
+    enc, dec, aux = T.load_tatok(run, cfgs, "cpu")
+    llm = T.QwenLM(cfgs[0])
+    llm.load_state_dict(T.torch_load(run.path("unified.pt"), map_location="cpu")["llm"])
+    llm.eval()
+    return argparse.Namespace(tok=tok, manifest=manifest, P=T.prompt_helper(manifest, tok), enc=enc, dec=dec,
+                              aux=aux, llm=llm)
 
 
 @torch.no_grad()
-def generalisation_gap(run, batches, llm, enc, records, steps=T.UnifiedBatches.G):
+def generalisation_gap(v, batches, records, steps=T.UnifiedBatches.G):
     """The unified loss on the first `steps` training batches (trained on) and on as many batches of records that
     training never saw (same mix and settings, held-out seeds): a gap says the stage memorises its records. The
     default, one whole group of batches, spans every sequence length in both, so the two losses weigh the tasks
     alike (the first 8 batches of two groups do not: a group's batches are sorted by length, then shuffled)."""
     held = T.unified_records(records, HELD_OUT + 3 * 10**6)
-    ids = T.encode_records(held, enc, "cpu")
+    ids = T.encode_records(held, v.enc, "cpu")
     fresh = T.UnifiedBatches(batches.P, batches.tok, held, ids, batches.im_end_chat, batches.pad)
 
     def loss(b):
         losses = []
         for s in range(steps):
             x, y, pos = b.tensors(s)
-            losses.append(float(T.masked_lm_loss(llm, x, y, "cpu", False, pos)))
+            losses.append(float(T.masked_lm_loss(v.llm, x, y, "cpu", False, pos)))
         return float(np.mean(losses))
     return {"loss_trained_records": round(loss(batches), 4), "loss_new_records": round(loss(fresh), 4)}
 
@@ -137,15 +128,9 @@ def generate_tokens(llm, P, prompts, scale):
 
 
 @torch.no_grad()
-def measure(run, n):
+def measure(v, n):
     """Scale-2 edits and generation on held-out seeds, read through TA-Tok (no de-tokenizer involved)."""
-    tok, text_vocab = T.load_tok(run)
-    cfgs = T.make_configs(text_vocab)
-    P = T.prompt_helper(T.manifest_for(tok, cfgs), tok)
-    enc, dec, aux = T.load_tatok(run, cfgs, "cpu")
-    llm = T.QwenLM(cfgs[0])
-    llm.load_state_dict(T.torch_load(run.path("unified.pt"), map_location="cpu")["llm"])
-    llm.eval()
+    tok, P, enc, dec, aux, llm = v.tok, v.P, v.enc, v.dec, v.aux, v.llm
 
     def read(ids, scale):
         return aux.predict(dec(torch.from_numpy(ids).long()), scale).numpy()
@@ -206,10 +191,6 @@ def main():
     ap.add_argument("--lr", type=float, default=T.U_LR, help="peak learning rate of the unified stage")
     ap.add_argument("--threads", default="1", help="CPU threads of the variant's training")
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
-    ap.add_argument("--positions", type=int, help="equal compute instead of equal steps: train as many steps as "
-                    "the variant's batches need to reach this many padded positions (see --count)")
-    ap.add_argument("--count", type=int, help="print the padded positions of the variant's first COUNT steps and "
-                    "exit (no training)")
     ap.add_argument("--n", type=int, default=400, help="held-out items per measurement")
     a = ap.parse_args()
     if not a.prepare and not a.out:
@@ -227,14 +208,6 @@ def main():
     if a.mix:
         T.U_MIX = parse_weights(a.mix, str)
     torch.set_num_threads(int(a.threads))
-    if a.count:
-        batches = variant_batches(T.Run(a.out), a.records)
-        print("POSITIONS", json.dumps({"steps": a.count, "positions": sum(map(batches.positions, range(a.count)))}))
-        return
-    if a.positions:
-        steps = steps_for_positions(variant_batches(T.Run(a.out), a.records), a.positions)
-        a.step_scale = repr((steps + 0.5) / T.PLAN["unified"][0])      # train_loop: int(12,000 × scale) steps
-        print(f"[variant] {steps} steps reach {a.positions} padded positions", flush=True)
     sys.argv = [T.__file__, "--out", a.out, "--bundle", os.path.join(a.out, "bundle"), "--stage", "unified",
                 "--step-scale", a.step_scale, "--time-scale", "0", "--threads", a.threads,
                 "--records", str(a.records)]
@@ -243,16 +216,12 @@ def main():
         info = json.load(f)["unified"]
     mix = ",".join(f"{k}:{v}" for k, v in T.U_MIX.items())
     run = T.Run(a.out)
-    batches = variant_batches(run, a.records)
-    tok, text_vocab = T.load_tok(run)
-    llm = T.QwenLM(T.make_configs(text_vocab)[0])
-    llm.load_state_dict(T.torch_load(run.path("unified.pt"), map_location="cpu")["llm"])
-    llm.eval()
-    enc = T.load_tatok(run, T.make_configs(text_vocab), "cpu")[0]
-    gap = generalisation_gap(run, batches, llm, enc, min(a.records, 3000))
-    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "und_scales": a.und_scales, "lr": a.lr, "edit_positions": a.edit_positions, "fresh_records": a.fresh_records,
-              "mix": mix, "positions": a.positions, **info,
-              **gap, **measure(run, a.n)}
+    v = load_trained(run)
+    batches = T.unified_batches(run, argparse.Namespace(device="cpu", records=a.records), v.P, v.tok, v.enc,
+                                v.manifest)
+    result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "und_scales": a.und_scales,
+              "lr": a.lr, "edit_positions": a.edit_positions, "fresh_records": a.fresh_records, "mix": mix, **info,
+              **generalisation_gap(v, batches, min(a.records, 3000)), **measure(v, a.n)}
     print("RESULT", json.dumps(result), flush=True)
 
 
