@@ -7,7 +7,7 @@ import { UsageError } from './usage-error.ts';
 const HELP = `dialect: run the Tar model from the command line
 
   dialect understand --image IN.png "QUESTION" [--scale 1|2|3]   print the answer
-  dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3]
+  dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G]
   dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3]
   dialect reconstruct --image IN.png --out OUT.png [--seed N] [--scale 1|2|3]
                                                             encode to image tokens and render them back
@@ -27,9 +27,16 @@ Model flags (every command):
   --provider NAME    cpu (default), cuda or webgpu (or $DIALECT_PROVIDER)
   --threads N        onnxruntime intra-op threads
 
+Request flags (understand, generate, edit, reconstruct; a batch line sets them as fields):
+  --seed N           the seed of the request's draws
+  --scale 1|2|3      the image tokens' scale (default: the model's)
+  --temperature T    sampling of the model's answer (0: greedy; default: the model's); not reconstruct
+  --guidance G       generate only: how strongly the image follows the prompt (classifier-free guidance; 1: off;
+                     default: the model's)
+
 A batch line is {"id","task":"understand","image","prompt","scale"?}, {"id","task":"generate","prompt","out","seed"?,
-"scale"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?} or {"id","task":"reconstruct","image","out",
-"seed"?,"scale"?}; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or
+"scale"?,"guidance"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?} or {"id","task":"reconstruct",
+"image","out","seed"?,"scale"?}, and "temperature"? on all but reconstruct; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or
 {"id","error"}.
 `;
 
@@ -68,11 +75,12 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 export function reportFailure(error: unknown): number {
-  if (error instanceof UsageError) {
-    process.stderr.write(`dialect: ${error.message}\n`);
+  const code = (error as { code?: unknown }).code;
+  // node:util parseArgs refuses unknown or malformed flags with ERR_PARSE_ARGS_* errors: mistakes of usage too.
+  if (error instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'))) {
+    process.stderr.write(`dialect: ${(error as Error).message}\n`);
     return 2;
   }
-  const code = (error as { code?: unknown }).code;
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`dialect: ${typeof code === 'string' ? `${code}: ` : ''}${message}\n`);
   return 1;

@@ -8,15 +8,20 @@ import { UsageError } from './usage-error.ts';
 /** The bundle that ships in the repository: the default of the CLI and the server. */
 export const DEFAULT_BUNDLE_DIR = fileURLToPath(new URL('../../models/tar-shapes/', import.meta.url));
 
-/** Flags every model command shares. */
+/** Flags every model command shares: which model, and how it runs. */
 export const modelFlags = {
   model: { type: 'string' },
   provider: { type: 'string' },
   threads: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Flags of a single request (`dialect generate` …); a batch file sets these per line instead. */
+export const requestFlags = {
   seed: { type: 'string' },
   scale: { type: 'string' },
   temperature: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
+  guidance: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export interface ModelFlagValues {

@@ -4,10 +4,18 @@ import type { ProgressEvent, TarModel } from '../model/index.ts';
 import { UsageError } from './usage-error.ts';
 
 /** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
+/** Sampling choices a request may make; unset ones take the model's defaults. */
+export interface CliSampling {
+  /** Of the LLM's tokens (text or image); 0 is greedy. */
+  temperature?: number;
+  /** Classifier-free guidance of a generation by its prompt; 1 is off. */
+  guidance?: number;
+}
+
 export type CliRequest =
-  | { task: 'understand'; image: string; prompt: string; seed?: number; scale?: number }
-  | { task: 'generate'; prompt: string; out: string; seed?: number; scale?: number }
-  | { task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number }
+  | ({ task: 'understand'; image: string; prompt: string; seed?: number; scale?: number } & Pick<CliSampling, 'temperature'>)
+  | ({ task: 'generate'; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
+  | ({ task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number } & Pick<CliSampling, 'temperature'>)
   | { task: 'reconstruct'; image: string; out: string; seed?: number; scale?: number };
 
 /** The tasks a request can name. */
@@ -20,6 +28,9 @@ export interface CliResult {
   tokens?: number[];
   seed: number;
 }
+
+export const MAX_TEMPERATURE = 10;
+export const MAX_GUIDANCE = 50;
 
 /** Checks a parsed JSON value (a batch line) and says which field is wrong. */
 export function parseRequest(value: unknown): CliRequest {
@@ -40,33 +51,35 @@ export function parseRequest(value: unknown): CliRequest {
     }
     return v;
   };
-  const optional = <T extends object>(request: T, field: string, v: number | undefined): T =>
-    v === undefined ? request : { ...request, [field]: v };
+  const number = (field: string, max: number): number | undefined => {
+    const v = record[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max) {
+      throw new UsageError(`"${field}" must be a number between 0 and ${max}`);
+    }
+    return v;
+  };
+  /** The optional fields of a request that are set, as properties. */
+  const present = (fields: Record<string, number | undefined>) =>
+    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+  const common = () => present({ seed: integer('seed'), scale: integer('scale') });
+  const temperature = () => present({ temperature: number('temperature', MAX_TEMPERATURE) });
   switch (record.task) {
     case 'understand':
-      return optional(
-        optional({ task: 'understand', image: text('image'), prompt: text('prompt') }, 'seed', integer('seed')),
-        'scale',
-        integer('scale'),
-      );
+      return { task: 'understand', image: text('image'), prompt: text('prompt'), ...common(), ...temperature() };
     case 'generate':
-      return optional(
-        optional({ task: 'generate', prompt: text('prompt'), out: text('out') }, 'seed', integer('seed')),
-        'scale',
-        integer('scale'),
-      );
+      return {
+        task: 'generate',
+        prompt: text('prompt'),
+        out: text('out'),
+        ...common(),
+        ...temperature(),
+        ...present({ guidance: number('guidance', MAX_GUIDANCE) }),
+      };
     case 'edit':
-      return optional(
-        optional({ task: 'edit', image: text('image'), prompt: text('prompt'), out: text('out') }, 'seed', integer('seed')),
-        'scale',
-        integer('scale'),
-      );
+      return { task: 'edit', image: text('image'), prompt: text('prompt'), out: text('out'), ...common(), ...temperature() };
     case 'reconstruct':
-      return optional(
-        optional({ task: 'reconstruct', image: text('image'), out: text('out') }, 'seed', integer('seed')),
-        'scale',
-        integer('scale'),
-      );
+      return { task: 'reconstruct', image: text('image'), out: text('out'), ...common() };
     default:
       throw new UsageError('"task" must be "understand", "generate", "edit" or "reconstruct"');
   }
@@ -90,11 +103,18 @@ export async function runRequest(
     ...(request.seed === undefined ? {} : { seed: request.seed }),
     ...(onProgress === undefined ? {} : { onProgress }),
   };
+  const sampling = (r: CliSampling) => {
+    const chosen = {
+      ...(r.temperature === undefined ? {} : { temperature: r.temperature }),
+      ...(r.guidance === undefined ? {} : { cfgScale: r.guidance }),
+    };
+    return Object.keys(chosen).length === 0 ? {} : { sampling: chosen };
+  };
   switch (request.task) {
     case 'understand': {
       const bytes = await readImage(baseDir, request.image);
       const scale = request.scale === undefined ? {} : { scale: request.scale };
-      const result = await model.understand({ image: { bytes }, prompt: request.prompt, ...scale, ...common });
+      const result = await model.understand({ image: { bytes }, prompt: request.prompt, ...scale, ...sampling(request), ...common });
       return { text: result.text, tokens: result.imageTokens.tokens, seed: result.seed };
     }
     case 'reconstruct': {
@@ -110,11 +130,12 @@ export async function runRequest(
       const scale = request.scale === undefined ? {} : { scale: request.scale };
       const result =
         request.task === 'generate'
-          ? await model.generate({ prompt: request.prompt, ...scale, ...common })
+          ? await model.generate({ prompt: request.prompt, ...scale, ...sampling(request), ...common })
           : await model.edit({
               image: { bytes: await readImage(baseDir, request.image) },
               prompt: request.prompt,
               ...scale,
+              ...sampling(request),
               ...common,
             });
       await writeFile(resolve(baseDir, request.out), result.image.png);

@@ -62,8 +62,11 @@ export interface DecodeJob {
    * during the call) and returns the token to feed to every row next, or `null` when the job is finished.
    */
   step(logits: Float32Array[], info: StepInfo): number | null;
-  /** Position id of the token fed next to a row whose cache holds `length` positions; default `length`. */
-  nextPosition?(length: number): number;
+  /**
+   * Position id of the token fed next to the job's row `row` (an index into `rows`), whose cache holds `length`
+   * positions; default `length`.
+   */
+  nextPosition?(row: number, length: number): number;
   readonly signal?: AbortSignal | undefined;
   /** Called when the job leaves the queue and its prefill starts. */
   onAdmit?(): void;
@@ -387,12 +390,12 @@ export class DecoderBatcher {
     const positions = new BigInt64Array(n);
     let r = 0;
     for (const slot of this.#active) {
-      for (const length of slot.lengths) {
+      slot.lengths.forEach((length, row) => {
         ids[r] = BigInt(slot.pending);
         mask.fill(1n, r * (past + 1) + past - length, (r + 1) * (past + 1));
-        positions[r] = BigInt(slot.job.nextPosition?.(length) ?? length);
+        positions[r] = BigInt(slot.job.nextPosition?.(row, length) ?? length);
         r++;
-      }
+      });
     }
     const feeds: Record<string, Tensor> = {
       input_ids: int64Tensor(ids, [n, 1]),

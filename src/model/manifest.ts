@@ -65,6 +65,11 @@ export interface Manifest {
     generate: string;
     edit: string;
     imageAnswerPrefix: string;
+    /**
+     * The prompt text of the unconditional row when image tokens are guided (`sampling.image.cfgScale` ≠ 1); absent
+     * = `""`, the dropped prompt of a model trained with prompt dropout.
+     */
+    unconditionalPrompt?: string;
   };
   sampling: {
     text: TextSampling;
@@ -336,6 +341,9 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
     c.placeholders(templates.generate, 'templates.generate', ['prompt'], ['prompt']);
     c.placeholders(templates.edit, 'templates.edit', ['image', 'prompt'], ['image', 'prompt']);
     c.placeholders(templates.imageAnswerPrefix, 'templates.imageAnswerPrefix', [], ['k']);
+    if (templates.unconditionalPrompt !== undefined) {
+      c.placeholders(templates.unconditionalPrompt, 'templates.unconditionalPrompt', [], []);
+    }
   }
 
   const sampling = c.object(m.sampling, 'sampling');
@@ -353,7 +361,9 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
       c.number(text.repetitionPenalty, 'sampling.text.repetitionPenalty', { min: 0, exclusiveMin: true });
       c.integer(text.maxNewTokens, 'sampling.text.maxNewTokens', { min: 1 });
     }
-    common(sampling.image, 'sampling.image');
+    const image = common(sampling.image, 'sampling.image');
+    // Optional: a bundle from before guided image tokens has none, which reads as 1 (unguided).
+    if (image?.cfgScale !== undefined) c.number(image.cfgScale, 'sampling.image.cfgScale', { min: 0 });
     const detok = common(sampling.detok, 'sampling.detok');
     if (detok !== undefined) c.number(detok.cfgScale, 'sampling.detok.cfgScale', { min: 0 });
   }
@@ -361,7 +371,10 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
   if (c.problems.length > 0) {
     throw new BundleError(`${source} is invalid:\n  ${c.problems.join('\n  ')}`);
   }
-  return m as unknown as Manifest;
+  const manifest = m as unknown as Manifest;
+  // Absent optional fields read as their defaults, on a copy: the caller's JSON stays as it was.
+  const imageSampling = { ...manifest.sampling.image, cfgScale: manifest.sampling.image.cfgScale ?? 1 };
+  return { ...manifest, sampling: { ...manifest.sampling, image: imageSampling } };
 }
 
 /** The scale entry for `scale`, or undefined when the bundle lacks it. */

@@ -3,7 +3,7 @@ import type { Rng } from './random.ts';
 
 /**
  * The generation loop's sampling, composed from small logits processors that each change one Float32Array row of
- * logits in place, then a sampler. Order (as in transformers' and LlamaGen's generate): CFG mix (de-tokenizer only),
+ * logits in place, then a sampler. Order (as in transformers' and LlamaGen's generate): CFG mix (generation and de-tokenizer),
  * repetition penalty, token constraint, temperature, top-k, top-p, then argmax or a multinomial draw.
  *
  * Masked tokens are set to -Infinity, which `exp` turns into an exact 0. Processors keep their scratch buffers for
@@ -29,7 +29,15 @@ export interface TextSampling extends SamplingSettings {
 }
 
 /** Sampling of image tokens (LLM). Defaults come from the manifest's `sampling.image`. */
-export type ImageSampling = SamplingSettings;
+export interface ImageSampling extends SamplingSettings {
+  /**
+   * Classifier-free guidance of generation by its prompt: `uncond + cfgScale · (cond − uncond)`, where the
+   * unconditional row is the same request with the manifest's `templates.unconditionalPrompt` as its prompt; 1
+   * disables it. Text → image only: an edit's unconditional row would hold the input image, which is most of what an
+   * edit writes, so edits are never guided.
+   */
+  cfgScale: number;
+}
 
 /** Sampling of VQ codes (AR-DTok). Defaults come from the manifest's `sampling.detok`. */
 export interface DetokSampling extends SamplingSettings {

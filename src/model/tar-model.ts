@@ -31,7 +31,7 @@ export interface TarModelOptions {
    * defaultIntraOpThreads), else onnxruntime's choice (all physical cores).
    */
   intraOpThreads?: number;
-  /** Most rows decoded together per decoder (a CFG request takes 2 AR-DTok rows). Defaults to 16. */
+  /** Most rows decoded together per decoder, at least 2 (a guided request takes two rows). Defaults to 16. */
   maxBatch?: number;
   /** Most requests waiting per decoder before QueueFullError. Defaults to 64. */
   maxQueue?: number;
@@ -225,7 +225,7 @@ class SequenceJob implements DecodeJob {
     this.onStart();
   }
 
-  nextPosition?: (length: number) => number;
+  nextPosition?: (row: number, length: number) => number;
 
   step(logits: Float32Array[], info: StepInfo): number | null {
     this.ortMs += info.ortMs;
@@ -272,8 +272,9 @@ export class TarModel {
     this.#prompts = new PromptBuilder(bundle.manifest, bundle.tokenizer);
     this.#positions = positionRule(bundle.manifest, bundle.tokenizer);
     const m = bundle.manifest;
+    // A guided request takes two rows (its unconditional branch), so each decoder holds at least two.
     const batching = {
-      ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
+      maxBatch: Math.max(2, options.maxBatch ?? 16),
       ...(options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue }),
     };
     this.#llm = new DecoderBatcher(
@@ -282,7 +283,6 @@ export class TarModel {
       { layers: m.llm.layers, kvHeads: m.llm.kvHeads, headDim: m.llm.headDim, dtype: m.llm.dtype, padId: m.tokens.pad },
       batching,
     );
-    // A guided request takes two AR-DTok rows, so that decoder holds at least two whatever maxBatch says.
     this.#arDTok = new DecoderBatcher(
       'arDTok',
       bundle.graphs.arDTok,
@@ -294,7 +294,7 @@ export class TarModel {
         condDim: m.arDTok.condDim,
         padId: 0,
       },
-      { ...batching, maxBatch: Math.max(2, options.maxBatch ?? 16) },
+      batching,
     );
   }
 
@@ -364,8 +364,8 @@ export class TarModel {
     const eos = new Set(m.tokens.eos);
     const pipeline = createPipeline({ settings: sampling, rng: new Rng(seed, RNG_STREAM.llm), context: promptIds });
     const answerIds = await this.#runLlm(
-      promptIds,
-      pipeline,
+      [promptIds],
+      (logits) => pipeline.next(logits[0] as Float32Array),
       (token) => eos.has(token),
       sampling.maxNewTokens,
       clock,
@@ -427,14 +427,32 @@ export class TarModel {
     const sampling = resolveSettings('sampling', m.sampling.image, request.sampling);
     const detok = resolveSettings('detokSampling', m.sampling.detok, request.detokSampling);
     const count = (this.#scaleInfo(prompt.scale, 'scale') as ScaleInfo).tokens;
-    const promptIds = this.#prompts.build(prompt, request.history);
-    this.#checkLength(promptIds.length, count, `the ${count} image tokens of scale ${prompt.scale}`);
+    const prompts = [this.#prompts.build(prompt, request.history)];
+    // Guidance runs the unconditional prompt as a second row of the same job; both rows take the chosen token.
+    const guided = prompt.task === 'generate' && sampling.cfgScale !== 1;
+    if (guided) {
+      const unconditional = m.templates.unconditionalPrompt ?? '';
+      prompts.push(this.#prompts.build({ ...prompt, prompt: unconditional }, request.history));
+    }
+    const longest = Math.max(...prompts.map((ids) => ids.length));
+    this.#checkLength(longest, count, `the ${count} image tokens of scale ${prompt.scale}`);
     const pipeline = createPipeline({
       settings: sampling,
       rng: new Rng(seed, RNG_STREAM.llm),
       allowed: { start: m.tokens.imageBase, end: m.tokens.imageBase + m.tokens.imageCount },
     });
-    const ids = await this.#runLlm(promptIds, pipeline, () => false, count, clock, request);
+    const ids = await this.#runLlm(
+      prompts,
+      (logits) => {
+        const conditional = logits[0] as Float32Array;
+        if (guided) mixCfg(conditional, logits[1] as Float32Array, sampling.cfgScale);
+        return pipeline.next(conditional);
+      },
+      () => false,
+      count,
+      clock,
+      request,
+    );
     const tokens = ids.map((id) => id - m.tokens.imageBase);
     const image = { tokens, scale: prompt.scale };
     const { png, vqCodes } = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
@@ -446,9 +464,10 @@ export class TarModel {
     };
   }
 
+  /** Decodes one answer from one or more prompt rows (one per guidance branch); `pick` chooses every row's next token. */
   async #runLlm(
-    promptIds: number[],
-    pipeline: SamplingPipeline,
+    prompts: number[][],
+    pick: (logits: Float32Array[]) => number,
     endsBefore: (token: number) => boolean,
     limit: number,
     clock: RequestClock,
@@ -457,17 +476,17 @@ export class TarModel {
     const progress = request.onProgress;
     const rule = this.#positions;
     const job = new SequenceJob(
-      [rule === undefined ? { inputIds: promptIds } : { inputIds: promptIds, positions: rule(promptIds) }],
+      prompts.map((ids) => (rule === undefined ? { inputIds: ids } : { inputIds: ids, positions: rule(ids) })),
       request.signal,
-      (logits) => pipeline.next(logits[0] as Float32Array),
+      pick,
       endsBefore,
       limit,
       (n) => progress?.({ stage: 'decode', done: n, total: limit }),
       () => progress?.({ stage: 'prefill', done: 0, total: 1 }),
       () => progress?.({ stage: 'prefill', done: 1, total: 1 }),
     );
-    // The fed token is the last one the job kept, so its position is the rule's last over prompt + answer so far.
-    if (rule !== undefined) job.nextPosition = () => rule([...promptIds, ...job.tokens]).at(-1) as number;
+    // The fed token is the last one the job kept, so its position is the rule's last over the row's prompt + answer.
+    if (rule !== undefined) job.nextPosition = (row) => rule([...(prompts[row] as number[]), ...job.tokens]).at(-1) as number;
     await this.#llm.run(job);
     clock.t.queued += job.admittedAt - job.submittedAt;
     clock.t.prefill += job.prefilledAt - job.admittedAt;

@@ -133,7 +133,33 @@ describe('dialect CLI on the tiny random bundle', () => {
     assert.match(run.stderr, /3 answered, 3 failed/);
   });
 
+  it('--temperature and --guidance reach the model, as flags and as batch fields', async () => {
+    const lines = [
+      { id: 'plain', task: 'generate', prompt: 'a red circle', out: 'p.png', seed: 9, temperature: 0 },
+      { id: 'guided', task: 'generate', prompt: 'a red circle', out: 'q.png', seed: 9, temperature: 0, guidance: 4 },
+      { id: 'sampled', task: 'generate', prompt: 'a red circle', out: 's.png', seed: 9 },
+      { id: 'bad', task: 'generate', prompt: 'a red circle', out: 'b.png', guidance: -1 },
+    ];
+    await writeFile(join(dir, 'sampling.jsonl'), lines.map((line) => JSON.stringify(line)).join('\n'));
+    const run = await dialect(['batch', 'sampling.jsonl'], dir);
+    const [plain, guided, sampled, bad] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.notDeepEqual(guided?.tokens, plain?.tokens, 'guidance changes the greedy image');
+    assert.notDeepEqual(sampled?.tokens, plain?.tokens, "the bundle's default temperature (1) is not greedy");
+    assert.match((bad?.error as { message: string }).message, /"guidance" must be a number between 0 and 50/);
+
+    const single = await dialect(['generate', 'a red circle', '--out', 'single.png', '--seed', '9', '--temperature', '0', '--guidance', '4'], dir);
+    assert.equal(single.code, 0, single.stderr);
+    assert.deepEqual(await readFile(join(dir, 'single.png')), await readFile(join(dir, 'q.png')));
+  });
+
   it('usage mistakes exit 2 with a message', async () => {
+    const guidedEdit = await dialect(['edit', '--image', 'in.png', 'x', '--out', 'x.png', '--guidance', '2'], dir);
+    assert.equal(guidedEdit.code, 2);
+    assert.match(guidedEdit.stderr, /--guidance applies to generate only/);
+    const hotReconstruct = await dialect(['reconstruct', '--image', 'in.png', '--out', 'x.png', '--temperature', '1'], dir);
+    assert.equal(hotReconstruct.code, 2);
+    const batchSeed = await dialect(['batch', 'requests.jsonl', '--seed', '1'], dir);
+    assert.equal(batchSeed.code, 2, 'a batch sets seeds per line, so the flag is refused rather than ignored');
     const noOut = await dialect(['generate', 'a red circle'], dir);
     assert.equal(noOut.code, 2);
     assert.match(noOut.stderr, /needs --out/);

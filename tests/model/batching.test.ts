@@ -132,14 +132,16 @@ describe('continuous batching', () => {
 
 describe('admission, cancellation and limits', () => {
   it('refuses with QueueFullError when the waiting queue is full', async () => {
-    // One row in the batch and one place in the queue: of four requests at once, one runs, one waits, two are refused.
+    // Two rows in the batch (the least a decoder holds: a guided request takes two) and one place in the queue: of
+    // five requests at once, two run, one waits, two are refused.
     const small = await TarModel.load({ bundleDir: TINY_BUNDLE, intraOpThreads: 1, maxBatch: 1, maxQueue: 1 });
     try {
+      assert.equal(small.info().maxBatch, 2);
       const settled = await Promise.allSettled(
-        [0, 1, 2, 3].map((i) => small.understand({ image: imageOf(i), prompt: 'q', sampling: greedy(3) })),
+        [0, 1, 2, 3, 4].map((i) => small.understand({ image: imageOf(i), prompt: 'q', sampling: greedy(3) })),
       );
-      assert.deepEqual(settled.slice(0, 2).map((s) => s.status), ['fulfilled', 'fulfilled']);
-      for (const s of settled.slice(2)) {
+      assert.deepEqual(settled.slice(0, 3).map((s) => s.status), ['fulfilled', 'fulfilled', 'fulfilled']);
+      for (const s of settled.slice(3)) {
         assert.equal(s.status, 'rejected');
         const reason = (s as PromiseRejectedResult).reason;
         assert.ok(reason instanceof QueueFullError && reason.code === 'QUEUE_FULL', String(reason));
@@ -171,14 +173,14 @@ describe('admission, cancellation and limits', () => {
   });
 
   it('an abort while waiting in the queue rejects at once; an aborted signal is refused up front', async () => {
-    const small = await TarModel.load({ bundleDir: TINY_BUNDLE, intraOpThreads: 1, maxBatch: 1 });
+    const small = await TarModel.load({ bundleDir: TINY_BUNDLE, intraOpThreads: 1, maxBatch: 2 });
     try {
       const controller = new AbortController();
-      const running = small.generate({ prompt: 'first', scale: 1, seed: 1 });
-      const waiting = small.generate({ prompt: 'second', scale: 1, seed: 2, signal: controller.signal });
+      const running = [1, 2].map((seed) => small.generate({ prompt: 'first', scale: 1, seed }));
+      const waiting = small.generate({ prompt: 'second', scale: 1, seed: 3, signal: controller.signal });
       setImmediate(() => controller.abort());
       await assert.rejects(waiting, CancelledError);
-      assert.equal((await running).image.tokens.length, 81);
+      for (const result of await Promise.all(running)) assert.equal(result.image.tokens.length, 81);
       await assert.rejects(small.generate({ prompt: 'x', signal: AbortSignal.abort() }), CancelledError);
     } finally {
       await small.dispose();

@@ -65,6 +65,15 @@ describe('parseManifest', () => {
   it('checks sampling defaults', () => {
     assert.match(problems((m) => (m.sampling.text.topP = 0)), /sampling\.text\.topP: must be > 0, found 0/);
     assert.match(problems((m) => delete m.sampling.detok.cfgScale), /sampling\.detok\.cfgScale: must be a finite number, found nothing/);
+    assert.match(problems((m) => (m.sampling.image.cfgScale = -1)), /sampling\.image\.cfgScale: must be ≥ 0, found -1/);
+    assert.match(problems((m) => (m.templates.unconditionalPrompt = '{prompt}')), /templates\.unconditionalPrompt: has the unknown placeholder \{prompt\}/);
+  });
+
+  it('reads a bundle without prompt guidance as unguided, with the empty unconditional prompt', () => {
+    assert.equal(good.sampling.image.cfgScale, undefined);
+    const m = parseManifest(structuredClone(good));
+    assert.equal(m.sampling.image.cfgScale, 1);
+    assert.equal(m.templates.unconditionalPrompt, undefined, 'the runtime reads absent as ""');
   });
 
   it('rejects a non-object', () => {

@@ -241,6 +241,27 @@ function suite(): void {
       assert.equal(r.data.me.name, 'Ann B');
       assert.equal(r.data.model.name, 'tiny-random');
       assert.equal(r.data.limits.maxPromptChars, 200);
+      const d = await exec(server, `{ model { defaults { text { temperature maxNewTokens } image { temperature cfgScale promptGuidance } } } }`);
+      assert.deepEqual(JSON.parse(JSON.stringify(d.data.model.defaults)), {
+        text: { temperature: 0, maxNewTokens: 16 },
+        image: { temperature: 1, cfgScale: 3, promptGuidance: 1 },
+      });
+    });
+
+    test('promptGuidance reaches the model and is kept with the turn', async () => {
+      const query = `mutation($input: GenerateInput!) { generate(input: $input) {
+        turn { image { tokens } settings { seed promptGuidance cfgScale } } errors { code } } }`;
+      const run = async (promptGuidance?: number) => {
+        const sampling = { temperature: 0, ...(promptGuidance === undefined ? {} : { promptGuidance }) };
+        const r = await exec(server, query, { input: { prompt: 'a red circle', seed: 4, scale: 2, sampling } });
+        assert.deepEqual(r.data.generate.errors, []);
+        return r.data.generate.turn;
+      };
+      const plain = await run();
+      const guided = await run(4);
+      assert.equal(plain.settings.promptGuidance, null, 'unset: the model default');
+      assert.equal(guided.settings.promptGuidance, 4);
+      assert.notDeepEqual(guided.image.tokens, plain.image.tokens);
     });
   });
 
@@ -263,6 +284,7 @@ function suite(): void {
       await expectError(GENERATE, { prompt: 'p', seed: -1 }, 'INVALID_INPUT', ['input', 'seed']);
       await expectError(GENERATE, { prompt: 'p', scale: 7 }, 'INVALID_INPUT', ['input', 'scale']);
       await expectError(GENERATE, { prompt: 'p', sampling: { temperature: -1 } }, 'INVALID_INPUT', ['input', 'sampling', 'temperature']);
+      await expectError(GENERATE, { prompt: 'p', sampling: { promptGuidance: -1 } }, 'INVALID_INPUT', ['input', 'sampling', 'promptGuidance']);
       await expectError(UNDERSTAND, { prompt: 'p', image: { base64: await pngBase64() }, sampling: { maxNewTokens: 0 } }, 'INVALID_INPUT');
       const overflow = await exec(server, GENERATE, { input: { prompt: 'p', seed: 2 ** 31 } });
       assert.equal(overflow.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT', 'GraphQL Int holds seeds up to 2^31 - 1');

@@ -3,9 +3,11 @@ import {
   loadModelFromFlags,
   modelFlags,
   parseOptionalInteger,
+  parseOptionalNumber,
+  requestFlags,
 } from '../model-options.ts';
 import { ProgressLine } from '../progress.ts';
-import { type CliRequest, runRequest } from '../requests.ts';
+import { type CliRequest, MAX_GUIDANCE, MAX_TEMPERATURE, runRequest } from '../requests.ts';
 import { UsageError } from '../usage-error.ts';
 
 type Task = CliRequest['task'];
@@ -15,7 +17,7 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   const { values, positionals } = parseArgs({
     args: [...argv],
     allowPositionals: true,
-    options: { ...modelFlags, image: { type: 'string' }, out: { type: 'string' } },
+    options: { ...modelFlags, ...requestFlags, image: { type: 'string' }, out: { type: 'string' } },
   });
   if (task === 'reconstruct') {
     if (positionals.length !== 0) throw new UsageError('reconstruct takes no prompt, only --image and --out');
@@ -30,18 +32,23 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
     if (value === undefined) throw new UsageError(`${task} needs --${flag}`);
     return value;
   };
+  const temperature = parseOptionalNumber('--temperature', values.temperature, 0, MAX_TEMPERATURE);
+  const guidance = parseOptionalNumber('--guidance', values.guidance, 0, MAX_GUIDANCE);
+  if (temperature !== undefined && task === 'reconstruct') throw new UsageError('reconstruct takes no --temperature');
+  if (guidance !== undefined && task !== 'generate') throw new UsageError('--guidance applies to generate only');
   const withSeed = seed === undefined ? {} : { seed };
   const withScale = scale === undefined ? {} : { scale };
+  const withTemperature = temperature === undefined ? {} : { temperature };
   let request: CliRequest;
   switch (task) {
     case 'understand':
-      request = { task, image: need('image'), prompt, ...withSeed, ...withScale };
+      request = { task, image: need('image'), prompt, ...withSeed, ...withScale, ...withTemperature };
       break;
     case 'generate':
-      request = { task, prompt, out: need('out'), ...withSeed, ...withScale };
+      request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...(guidance === undefined ? {} : { guidance }) };
       break;
     case 'edit':
-      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale };
+      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature };
       break;
     case 'reconstruct':
       request = { task, image: need('image'), out: need('out'), ...withSeed, ...withScale };

@@ -130,10 +130,28 @@ export type ImageOrigin =
   | 'GENERATED'
   | 'UPLOAD';
 
+export type ImageSamplingDefaults = {
+  __typename?: 'ImageSamplingDefaults';
+  /** Classifier-free guidance of the de-tokenizer. */
+  cfgScale: Scalars['Float']['output'];
+  /** Classifier-free guidance of the image tokens by the prompt; 1 is off. */
+  promptGuidance: Scalars['Float']['output'];
+  /** 0 is greedy. */
+  temperature: Scalars['Float']['output'];
+  topK: Scalars['Int']['output'];
+  topP: Scalars['Float']['output'];
+};
+
 /** Image-token sampling and de-tokenizer guidance; unset fields take the model's defaults. */
 export type ImageSamplingInput = {
   /** Classifier-free guidance of the de-tokenizer. */
   cfgScale?: InputMaybe<Scalars['Float']['input']>;
+  /**
+   * Classifier-free guidance of the image tokens by the prompt (generation only; edits ignore it): how much harder
+   * than plain decoding the model follows what the prompt states. 1 turns it off; the model's default is in
+   * `model.defaults`.
+   */
+  promptGuidance?: InputMaybe<Scalars['Float']['input']>;
   temperature?: InputMaybe<Scalars['Float']['input']>;
   topK?: InputMaybe<Scalars['Int']['input']>;
   topP?: InputMaybe<Scalars['Float']['input']>;
@@ -174,6 +192,8 @@ export type JobStage =
 export type ModelInfo = {
   __typename?: 'ModelInfo';
   defaultScale: Scalars['Int']['output'];
+  /** What unset sampling fields take. */
+  defaults: SamplingDefaults;
   /** Tasks served but not validated for this model. */
   experimental: Array<Task>;
   /** Side of the images the model writes, in pixels. */
@@ -314,6 +334,12 @@ export type RerollInput = {
   wait?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
+export type SamplingDefaults = {
+  __typename?: 'SamplingDefaults';
+  image: ImageSamplingDefaults;
+  text: TextSamplingDefaults;
+};
+
 export type ScaleInfo = {
   __typename?: 'ScaleInfo';
   /** Side of the token grid. */
@@ -358,6 +384,16 @@ export type Task =
   | 'EDIT'
   | 'GENERATE'
   | 'UNDERSTAND';
+
+export type TextSamplingDefaults = {
+  __typename?: 'TextSamplingDefaults';
+  maxNewTokens: Scalars['Int']['output'];
+  repetitionPenalty: Scalars['Float']['output'];
+  /** 0 is greedy. */
+  temperature: Scalars['Float']['output'];
+  topK: Scalars['Int']['output'];
+  topP: Scalars['Float']['output'];
+};
 
 /** Text sampling; unset fields take the model's defaults (`model.defaults`). */
 export type TextSamplingInput = {
@@ -434,6 +470,7 @@ export type TurnSettings = {
   __typename?: 'TurnSettings';
   cfgScale: Maybe<Scalars['Float']['output']>;
   maxNewTokens: Maybe<Scalars['Int']['output']>;
+  promptGuidance: Maybe<Scalars['Float']['output']>;
   repetitionPenalty: Maybe<Scalars['Float']['output']>;
   scale: Maybe<Scalars['Int']['output']>;
   seed: Scalars['Int']['output'];
@@ -594,6 +631,7 @@ export type ResolversTypes = {
   ImageEdge: ResolverTypeWrapper<Omit<ImageEdge, 'node'> & { node: ResolversTypes['Image'] }>;
   ImageInput: ImageInput;
   ImageOrigin: ImageOrigin;
+  ImageSamplingDefaults: ResolverTypeWrapper<ImageSamplingDefaults>;
   ImageSamplingInput: ImageSamplingInput;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Job: ResolverTypeWrapper<JobModel>;
@@ -605,11 +643,13 @@ export type ResolversTypes = {
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   RenameConversationInput: RenameConversationInput;
   RerollInput: RerollInput;
+  SamplingDefaults: ResolverTypeWrapper<SamplingDefaults>;
   ScaleInfo: ResolverTypeWrapper<ScaleInfo>;
   ServerLimits: ResolverTypeWrapper<ServerLimits>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Task: Task;
+  TextSamplingDefaults: ResolverTypeWrapper<TextSamplingDefaults>;
   TextSamplingInput: TextSamplingInput;
   Timings: ResolverTypeWrapper<Timings>;
   Turn: ResolverTypeWrapper<TurnModel>;
@@ -641,6 +681,7 @@ export type ResolversParentTypes = {
   ImageConnection: Omit<ImageConnection, 'edges'> & { edges: Array<ResolversParentTypes['ImageEdge']> };
   ImageEdge: Omit<ImageEdge, 'node'> & { node: ResolversParentTypes['Image'] };
   ImageInput: ImageInput;
+  ImageSamplingDefaults: ImageSamplingDefaults;
   ImageSamplingInput: ImageSamplingInput;
   Int: Scalars['Int']['output'];
   Job: JobModel;
@@ -651,10 +692,12 @@ export type ResolversParentTypes = {
   Query: Record<PropertyKey, never>;
   RenameConversationInput: RenameConversationInput;
   RerollInput: RerollInput;
+  SamplingDefaults: SamplingDefaults;
   ScaleInfo: ScaleInfo;
   ServerLimits: ServerLimits;
   String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
+  TextSamplingDefaults: TextSamplingDefaults;
   TextSamplingInput: TextSamplingInput;
   Timings: Timings;
   Turn: TurnModel;
@@ -727,6 +770,14 @@ export type ImageEdgeResolvers<ContextType = Context, ParentType extends Resolve
   node?: Resolver<ResolversTypes['Image'], ParentType, ContextType>;
 };
 
+export type ImageSamplingDefaultsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ImageSamplingDefaults'] = ResolversParentTypes['ImageSamplingDefaults']> = {
+  cfgScale?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  promptGuidance?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  temperature?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  topK?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  topP?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+};
+
 export type JobResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Job'] = ResolversParentTypes['Job']> = {
   attempts?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
@@ -749,6 +800,7 @@ export type JobPayloadResolvers<ContextType = Context, ParentType extends Resolv
 
 export type ModelInfoResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ModelInfo'] = ResolversParentTypes['ModelInfo']> = {
   defaultScale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  defaults?: Resolver<ResolversTypes['SamplingDefaults'], ParentType, ContextType>;
   experimental?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType>;
   imageSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -784,6 +836,11 @@ export type QueryResolvers<ContextType = Context, ParentType extends ResolversPa
   turn?: Resolver<Maybe<ResolversTypes['Turn']>, ParentType, ContextType, RequireFields<QueryTurnArgs, 'id'>>;
 };
 
+export type SamplingDefaultsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['SamplingDefaults'] = ResolversParentTypes['SamplingDefaults']> = {
+  image?: Resolver<ResolversTypes['ImageSamplingDefaults'], ParentType, ContextType>;
+  text?: Resolver<ResolversTypes['TextSamplingDefaults'], ParentType, ContextType>;
+};
+
 export type ScaleInfoResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ScaleInfo'] = ResolversParentTypes['ScaleInfo']> = {
   grid?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   scale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -802,6 +859,14 @@ export type ServerLimitsResolvers<ContextType = Context, ParentType extends Reso
 
 export type SubscriptionResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
   jobProgress?: SubscriptionResolver<ResolversTypes['Job'], "jobProgress", ParentType, ContextType, RequireFields<SubscriptionJobProgressArgs, 'id'>>;
+};
+
+export type TextSamplingDefaultsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TextSamplingDefaults'] = ResolversParentTypes['TextSamplingDefaults']> = {
+  maxNewTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  repetitionPenalty?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  temperature?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
+  topK?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  topP?: Resolver<ResolversTypes['Float'], ParentType, ContextType>;
 };
 
 export type TimingsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['Timings'] = ResolversParentTypes['Timings']> = {
@@ -853,6 +918,7 @@ export type TurnPayloadResolvers<ContextType = Context, ParentType extends Resol
 export type TurnSettingsResolvers<ContextType = Context, ParentType extends ResolversParentTypes['TurnSettings'] = ResolversParentTypes['TurnSettings']> = {
   cfgScale?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   maxNewTokens?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  promptGuidance?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   repetitionPenalty?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   scale?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   seed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -884,15 +950,18 @@ export type Resolvers<ContextType = Context> = {
   Image?: ImageResolvers<ContextType>;
   ImageConnection?: ImageConnectionResolvers<ContextType>;
   ImageEdge?: ImageEdgeResolvers<ContextType>;
+  ImageSamplingDefaults?: ImageSamplingDefaultsResolvers<ContextType>;
   Job?: JobResolvers<ContextType>;
   JobPayload?: JobPayloadResolvers<ContextType>;
   ModelInfo?: ModelInfoResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  SamplingDefaults?: SamplingDefaultsResolvers<ContextType>;
   ScaleInfo?: ScaleInfoResolvers<ContextType>;
   ServerLimits?: ServerLimitsResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
+  TextSamplingDefaults?: TextSamplingDefaultsResolvers<ContextType>;
   Timings?: TimingsResolvers<ContextType>;
   Turn?: TurnResolvers<ContextType>;
   TurnConnection?: TurnConnectionResolvers<ContextType>;

@@ -168,6 +168,16 @@ export const resolvers: Resolvers = {
         defaultScale: info.defaultScale,
         imageSize: info.imageSize,
         experimental: info.experimental.map((t) => t.toUpperCase()).filter((t): t is Task => t === 'UNDERSTAND' || t === 'GENERATE' || t === 'EDIT'),
+        defaults: {
+          text: info.defaults.text,
+          image: {
+            temperature: info.defaults.image.temperature,
+            topK: info.defaults.image.topK,
+            topP: info.defaults.image.topP,
+            cfgScale: info.defaults.detok.cfgScale,
+            promptGuidance: info.defaults.image.cfgScale,
+          },
+        },
       };
     },
     limits: (_p, _a, ctx) => {
@@ -330,6 +340,7 @@ export const resolvers: Resolvers = {
         repetitionPenalty: s.sampling?.repetitionPenalty ?? null,
         maxNewTokens: s.sampling?.maxNewTokens ?? null,
         cfgScale: s.detokSampling?.cfgScale ?? null,
+        promptGuidance: s.sampling?.cfgScale ?? null,
       };
     },
     timings: (t) => {

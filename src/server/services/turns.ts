@@ -283,6 +283,7 @@ export class TurnService {
       put(sampling, 'topK', image.topK, 0, 1_000_000, 'topK', true);
       put(sampling, 'topP', image.topP, 0.000001, 1, 'topP');
       put(detok, 'cfgScale', image.cfgScale, 0, 50, 'cfgScale');
+      put(sampling, 'cfgScale', image.promptGuidance, 0, 50, 'promptGuidance');
     }
     if (Object.keys(sampling).length > 0) settings.sampling = sampling;
     if (Object.keys(detok).length > 0) settings.detokSampling = detok;
