@@ -8,7 +8,7 @@ const HELP = `dialect: run the Tar model from the command line
 
   dialect understand --image IN.png "QUESTION" [--scale 1|2|3]   print the answer
   dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G]
-  dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3]
+  dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G]
   dialect reconstruct --image IN.png --out OUT.png [--seed N] [--scale 1|2|3]
                                                             encode to image tokens and render them back
   dialect batch REQUESTS.jsonl                              one JSON answer a line on stdout
@@ -31,12 +31,12 @@ Request flags (understand, generate, edit, reconstruct; a batch line sets them a
   --seed N           the seed of the request's draws
   --scale 1|2|3      the image tokens' scale (default: the model's)
   --temperature T    sampling of the model's answer (0: greedy; default: the model's); not reconstruct
-  --guidance G       generate only: how strongly the image follows the prompt (classifier-free guidance; 1: off;
+  --guidance G       generate and edit: how strongly the image follows the text (classifier-free guidance; 1: off;
                      default: the model's)
 
 A batch line is {"id","task":"understand","image","prompt","scale"?}, {"id","task":"generate","prompt","out","seed"?,
-"scale"?,"guidance"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?} or {"id","task":"reconstruct",
-"image","out","seed"?,"scale"?}, and "temperature"? on all but reconstruct; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or
+"scale"?,"guidance"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?,"guidance"?} or {"id","task":
+"reconstruct","image","out","seed"?,"scale"?}, and "temperature"? on all but reconstruct; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or
 {"id","error"}.
 `;
 

@@ -8,14 +8,14 @@ import { UsageError } from './usage-error.ts';
 export interface CliSampling {
   /** Of the LLM's tokens (text or image); 0 is greedy. */
   temperature?: number;
-  /** Classifier-free guidance of a generation by its prompt; 1 is off. */
+  /** Classifier-free guidance of a generated or edited image by the request's text; 1 is off. */
   guidance?: number;
 }
 
 export type CliRequest =
   | ({ task: 'understand'; image: string; prompt: string; seed?: number; scale?: number } & Pick<CliSampling, 'temperature'>)
   | ({ task: 'generate'; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
-  | ({ task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number } & Pick<CliSampling, 'temperature'>)
+  | ({ task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
   | { task: 'reconstruct'; image: string; out: string; seed?: number; scale?: number };
 
 /** The tasks a request can name. */
@@ -64,6 +64,7 @@ export function parseRequest(value: unknown): CliRequest {
     Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
   const common = () => present({ seed: integer('seed'), scale: integer('scale') });
   const temperature = () => present({ temperature: number('temperature', MAX_TEMPERATURE) });
+  const guidance = () => present({ guidance: number('guidance', MAX_GUIDANCE) });
   switch (record.task) {
     case 'understand':
       return { task: 'understand', image: text('image'), prompt: text('prompt'), ...common(), ...temperature() };
@@ -74,10 +75,18 @@ export function parseRequest(value: unknown): CliRequest {
         out: text('out'),
         ...common(),
         ...temperature(),
-        ...present({ guidance: number('guidance', MAX_GUIDANCE) }),
+        ...guidance(),
       };
     case 'edit':
-      return { task: 'edit', image: text('image'), prompt: text('prompt'), out: text('out'), ...common(), ...temperature() };
+      return {
+        task: 'edit',
+        image: text('image'),
+        prompt: text('prompt'),
+        out: text('out'),
+        ...common(),
+        ...temperature(),
+        ...guidance(),
+      };
     case 'reconstruct':
       return { task: 'reconstruct', image: text('image'), out: text('out'), ...common() };
     default:

@@ -31,10 +31,9 @@ export interface TextSampling extends SamplingSettings {
 /** Sampling of image tokens (LLM). Defaults come from the manifest's `sampling.image`. */
 export interface ImageSampling extends SamplingSettings {
   /**
-   * Classifier-free guidance of generation by its prompt: `uncond + cfgScale · (cond − uncond)`, where the
-   * unconditional row is the same request with the manifest's `templates.unconditionalPrompt` as its prompt; 1
-   * disables it. Text → image only: an edit's unconditional row would hold the input image, which is most of what an
-   * edit writes, so edits are never guided.
+   * Classifier-free guidance of the image by the request's text: `uncond + cfgScale · (cond − uncond)`, where the
+   * unconditional row is the same request (history and, for an edit, input image included) with the manifest's
+   * `templates.unconditionalPrompt` as its prompt; 1 disables it.
    */
   cfgScale: number;
 }

@@ -428,8 +428,9 @@ export class TarModel {
     const detok = resolveSettings('detokSampling', m.sampling.detok, request.detokSampling);
     const count = (this.#scaleInfo(prompt.scale, 'scale') as ScaleInfo).tokens;
     const prompts = [this.#prompts.build(prompt, request.history)];
-    // Guidance runs the unconditional prompt as a second row of the same job; both rows take the chosen token.
-    const guided = prompt.task === 'generate' && sampling.cfgScale !== 1;
+    // Guidance runs the unconditional prompt as a second row of the same job (for an edit: the same input image with
+    // the unconditional instruction); both rows take the chosen token.
+    const guided = sampling.cfgScale !== 1;
     if (guided) {
       const unconditional = m.templates.unconditionalPrompt ?? '';
       prompts.push(this.#prompts.build({ ...prompt, prompt: unconditional }, request.history));

@@ -153,9 +153,9 @@ describe('dialect CLI on the tiny random bundle', () => {
   });
 
   it('usage mistakes exit 2 with a message', async () => {
-    const guidedEdit = await dialect(['edit', '--image', 'in.png', 'x', '--out', 'x.png', '--guidance', '2'], dir);
-    assert.equal(guidedEdit.code, 2);
-    assert.match(guidedEdit.stderr, /--guidance applies to generate only/);
+    const guidedQuestion = await dialect(['understand', '--image', 'in.png', 'what?', '--guidance', '2'], dir);
+    assert.equal(guidedQuestion.code, 2);
+    assert.match(guidedQuestion.stderr, /understand takes no --guidance/);
     const hotReconstruct = await dialect(['reconstruct', '--image', 'in.png', '--out', 'x.png', '--temperature', '1'], dir);
     assert.equal(hotReconstruct.code, 2);
     const batchSeed = await dialect(['batch', 'requests.jsonl', '--seed', '1'], dir);

@@ -35,20 +35,21 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   const temperature = parseOptionalNumber('--temperature', values.temperature, 0, MAX_TEMPERATURE);
   const guidance = parseOptionalNumber('--guidance', values.guidance, 0, MAX_GUIDANCE);
   if (temperature !== undefined && task === 'reconstruct') throw new UsageError('reconstruct takes no --temperature');
-  if (guidance !== undefined && task !== 'generate') throw new UsageError('--guidance applies to generate only');
+  if (guidance !== undefined && task !== 'generate' && task !== 'edit') throw new UsageError(`${task} takes no --guidance`);
   const withSeed = seed === undefined ? {} : { seed };
   const withScale = scale === undefined ? {} : { scale };
   const withTemperature = temperature === undefined ? {} : { temperature };
+  const withGuidance = guidance === undefined ? {} : { guidance };
   let request: CliRequest;
   switch (task) {
     case 'understand':
       request = { task, image: need('image'), prompt, ...withSeed, ...withScale, ...withTemperature };
       break;
     case 'generate':
-      request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...(guidance === undefined ? {} : { guidance }) };
+      request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance };
       break;
     case 'edit':
-      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature };
+      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance };
       break;
     case 'reconstruct':
       request = { task, image: need('image'), out: need('out'), ...withSeed, ...withScale };

@@ -147,9 +147,8 @@ export type ImageSamplingInput = {
   /** Classifier-free guidance of the de-tokenizer. */
   cfgScale?: InputMaybe<Scalars['Float']['input']>;
   /**
-   * Classifier-free guidance of the image tokens by the prompt (generation only; edits ignore it): how much harder
-   * than plain decoding the model follows what the prompt states. 1 turns it off; the model's default is in
-   * `model.defaults`.
+   * Classifier-free guidance of the image tokens by the prompt or instruction: how much harder than plain decoding
+   * the model follows what the text states. 1 turns it off; the model's default is in `model.defaults`.
    */
   promptGuidance?: InputMaybe<Scalars['Float']['input']>;
   temperature?: InputMaybe<Scalars['Float']['input']>;
