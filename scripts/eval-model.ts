@@ -1,4 +1,4 @@
-// npm run eval:model [-- --model DIR] [--limit N] [--out DIR] [--json PATH] [--quick] [--markdown]
+// npm run eval:model [-- --model DIR] [--limit N] [--out DIR] [--json PATH] [--quick] [--markdown] [--guidance G]
 //
 // Evaluates a model bundle (default: the shipped models/tar-shapes) on the held-out eval set (eval/shapes) through
 // `dialect batch`, grades every answer with src/shapes, prints the table and writes the report as JSON
@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { CI_SAMPLE, formatMarkdown, formatTable, runEvaluation } from '../src/eval/index.ts';
 
 const USAGE = `usage: npm run eval:model -- [--model DIR] [--eval DIR] [--limit N] [--quick] [--out DIR] [--json PATH]
-                                [--concurrency N] [--threads N] [--markdown]
+                                [--concurrency N] [--threads N] [--markdown] [--guidance G]
 
   --model DIR        model bundle (default models/tar-shapes)
   --eval DIR         eval set (default eval/shapes)
@@ -22,6 +22,8 @@ const USAGE = `usage: npm run eval:model -- [--model DIR] [--eval DIR] [--limit 
   --concurrency N    dialect batch --concurrency (default 16)
   --threads N        dialect batch --threads
   --markdown         also print the table as Markdown
+  --guidance G       prompt guidance of generations and edits (default: the bundle's sampling.image.cfgScale);
+                     choose it on a tuning set, not on this held-out one (npm run bench:guidance)
 `;
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -37,6 +39,7 @@ async function main(): Promise<number> {
   let limit: number | undefined;
   let concurrency: number | undefined;
   let threads: number | undefined;
+  let guidance: number | undefined;
   try {
     ({ values } = parseArgs({
       options: {
@@ -49,12 +52,19 @@ async function main(): Promise<number> {
         concurrency: { type: 'string' },
         threads: { type: 'string' },
         markdown: { type: 'boolean' },
+        guidance: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
     limit = integer('--limit', values.limit, 1);
     concurrency = integer('--concurrency', values.concurrency, 1);
     threads = integer('--threads', values.threads, 1);
+    if (values.guidance !== undefined) {
+      guidance = Number(values.guidance);
+      if (values.guidance.trim() === '' || !(guidance >= 0 && guidance <= 50)) {
+        throw new Error(`--guidance must be a number between 0 and 50, not "${values.guidance}"`);
+      }
+    }
   } catch (error) {
     process.stderr.write(`eval:model: ${(error as Error).message}\n\n${USAGE}`);
     return 2;
@@ -71,6 +81,7 @@ async function main(): Promise<number> {
     ...(values.out === undefined ? {} : { outDir: values.out }),
     ...(concurrency === undefined ? {} : { concurrency }),
     ...(threads === undefined ? {} : { threads }),
+    ...(guidance === undefined ? {} : { guidance }),
     onLog: (line) => process.stderr.write(`dialect batch: ${line}\n`),
   });
   const jsonPath = resolve(values.json ?? resolve(root, 'bench/results/eval.json'));

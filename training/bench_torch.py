@@ -50,18 +50,24 @@ def run_text(p: TarPipeline, prompt, max_new: int, clock: Clock):
     return out
 
 
-def run_image(p: TarPipeline, prompt, n: int, cfg: float, clock: Clock):
-    logits, past, mask, _ = p.prefill([prompt])
+def run_image(p: TarPipeline, prompt, n: int, cfg: float, clock: Clock, unconditional=None, guidance: float = 1.0):
+    """Greedy image tokens; with `unconditional` (the prompt ids of guidance's unconditional row), rows [prompt,
+    unconditional] decode together, both fed the token picked from uncond + guidance · (cond − uncond), as the
+    runtime does for sampling.image.cfgScale ≠ 1."""
+    rows = [prompt] if unconditional is None else [prompt, unconditional]
+    logits, past, mask, _ = p.prefill(rows)
     clock.lap("prefill")
     ids = []
     for step in range(n):
-        t = int(logits[0, p.image_base:p.image_base + p.image_count].argmax()) + p.image_base
+        scores = logits[0] if unconditional is None else logits[1] + guidance * (logits[0] - logits[1])
+        t = int(scores[p.image_base:p.image_base + p.image_count].argmax()) + p.image_base
         ids.append(t - p.image_base)
         if step == n - 1:
             break
-        mask = torch.cat([mask, torch.ones(1, 1, dtype=torch.long)], dim=1)
+        mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
         answer = [p.image_base + c for c in ids]     # the fed token's position: the bundle's rule (llm.positions)
-        logits, past = p.llm(torch.tensor([[t]]), mask, p.next_positions([prompt + answer]).view(1, 1), past)
+        positions = p.next_positions([row + answer for row in rows]).view(len(rows), 1)
+        logits, past = p.llm(torch.tensor([[t]] * len(rows)), mask, positions, past)
     clock.lap("decode")
     feats = p.image_features(ids)
     codes = p.ardtok_codes(feats, cfg)
@@ -92,8 +98,14 @@ def main() -> int:
     scale = a.scale or manifest["defaultScale"]
     n_tokens = p.scale_tokens[scale]
     cfg = manifest["sampling"]["detok"]["cfgScale"]
+    guidance = manifest["sampling"]["image"].get("cfgScale", 1.0)
+    unconditional_text = manifest["templates"].get("unconditionalPrompt", "")
     max_new = a.max_new_tokens or manifest["sampling"]["text"]["maxNewTokens"]
     rgb = np.asarray(Image.open(a.image).convert("RGB"))
+
+    def guided(unconditional):
+        """run_image's guidance arguments: none when the bundle does not guide its image tokens."""
+        return (unconditional, guidance) if guidance != 1 else ()
 
     def understand():
         clock = Clock()
@@ -106,7 +118,8 @@ def main() -> int:
     def generate():
         clock = Clock()
         prompt = p.prompt_ids([Turn("user", a.generate_prompt, None, "generate")], "image", scale)
-        ids, codes, _ = run_image(p, prompt, n_tokens, cfg, clock)
+        unconditional = p.prompt_ids([Turn("user", unconditional_text, None, "generate")], "image", scale)
+        ids, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, *guided(unconditional))
         return clock, {"imageTokens": ids, "codes": codes}
 
     def edit():
@@ -114,10 +127,12 @@ def main() -> int:
         ids = p.encode_image(p.normalise(rgb), scale)[0].tolist()
         clock.lap("encode")
         prompt = p.prompt_ids([Turn("user", a.edit_prompt, ImageRef(scale, ids), "edit")], "image", scale)
-        out, codes, _ = run_image(p, prompt, n_tokens, cfg, clock)
+        unconditional = p.prompt_ids([Turn("user", unconditional_text, ImageRef(scale, ids), "edit")], "image", scale)
+        out, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, *guided(unconditional))
         return clock, {"inputTokens": ids, "imageTokens": out, "codes": codes}
 
-    report = {"threads": a.threads, "torch": torch.__version__, "scale": scale, "cfgScale": cfg, "tasks": {}}
+    report = {"threads": a.threads, "torch": torch.__version__, "scale": scale, "cfgScale": cfg,
+              "promptGuidance": guidance, "tasks": {}}
     for name, task in (("understand", understand), ("generate", generate), ("edit", edit)):
         for _ in range(a.warmup):
             task()

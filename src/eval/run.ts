@@ -28,6 +28,10 @@ export interface EvalOptions {
   sample?: SampleSpec;
   /** Where the batch file, the generated images and items.jsonl go; kept. Defaults to a temporary folder, removed. */
   outDir?: string;
+  /** Only the items of these tasks (default: every task). */
+  tasks?: readonly EvalItem['task'][];
+  /** Prompt guidance of every generation and edit (`sampling.image.cfgScale`); default: the bundle's. */
+  guidance?: number;
   /** `dialect batch --concurrency` (default 16) and `--threads`. */
   concurrency?: number;
   threads?: number;
@@ -46,16 +50,17 @@ interface BatchAnswer {
 }
 
 /** The batch line of an item; outputs go to images/ID.png next to the batch file. */
-export function batchLine(item: EvalItem): Record<string, unknown> {
+export function batchLine(item: EvalItem, guidance?: number): Record<string, unknown> {
   const common = { id: item.id, seed: item.seed, ...(item.scale === undefined ? {} : { scale: item.scale }) };
   const out = `images/${item.id}.png`;
+  const guided = guidance === undefined ? {} : { guidance };
   switch (item.task) {
     case 'understand':
       return { ...common, task: 'understand', image: item.image, prompt: item.question };
     case 'generate':
-      return { ...common, task: 'generate', prompt: item.prompt, out };
+      return { ...common, task: 'generate', prompt: item.prompt, out, ...guided };
     case 'edit':
-      return { ...common, task: 'edit', image: item.image, prompt: item.instruction, out };
+      return { ...common, task: 'edit', image: item.image, prompt: item.instruction, out, ...guided };
     case 'reconstruct':
       return { ...common, task: 'reconstruct', image: item.image, out };
   }
@@ -152,12 +157,15 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
   const model = resolve(options.model ?? SHIPPED_BUNDLE_DIR);
   const set: EvalSet = await loadEvalSet(options.evalDir);
   const all = buildItems(set, options.limit === undefined ? {} : { limit: options.limit });
-  const items = options.sample === undefined ? all : sampleItems(all, options.sample);
+  const sampled = options.sample === undefined ? all : sampleItems(all, options.sample);
+  const tasks = options.tasks;
+  const items = tasks === undefined ? sampled : sampled.filter((item) => tasks.includes(item.task));
+  const line = (item: EvalItem) => batchLine(item, options.guidance);
   const outDir = options.outDir === undefined ? await mkdtemp(join(tmpdir(), 'dialect-eval-')) : resolve(options.outDir);
   try {
     await mkdir(join(outDir, 'images'), { recursive: true });
     const file = join(outDir, 'requests.jsonl');
-    await writeFile(file, items.map((item) => JSON.stringify(batchLine(item))).join('\n') + '\n');
+    await writeFile(file, items.map((item) => JSON.stringify(line(item))).join('\n') + '\n');
     const batchStarted = performance.now();
     const answers = await runDialectBatch(
       file,
@@ -175,7 +183,7 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
       await writeFile(
         join(outDir, 'items.jsonl'),
         graded.map((g) => JSON.stringify({ id: g.item.id, set: g.item.set, task: g.item.task, ok: g.ok,
-          problems: g.problems, answer: g.answer, ms: g.ms, request: batchLine(g.item) })).join('\n') + '\n',
+          problems: g.problems, answer: g.answer, ms: g.ms, request: line(g.item) })).join('\n') + '\n',
       );
     }
     return summarise(graded, {

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TarModel, type Turn } from '../../src/model/index.ts';
-import { bundleCopy } from './helpers.ts';
+import { join } from 'node:path';
+import { bundleCopy, GOLDEN_DIR, readJson, TINY_BUNDLE } from './helpers.ts';
 
 const UNCONDITIONAL = 'a shape';
 const greedy = { temperature: 0 };
@@ -82,3 +83,42 @@ for (const positions of ['sequential', 'shared-edits'] as const) {
     });
   });
 }
+
+describe('guided generation and edits against the PyTorch reference (tests/fixtures/golden/guidance.json)', () => {
+  let golden: any;
+  let copy: Awaited<ReturnType<typeof bundleCopy>>;
+  const models = new Map<string, TarModel>();
+
+  before(async () => {
+    golden = await readJson(join(GOLDEN_DIR, 'guidance.json'));
+    copy = await bundleCopy((m) => {
+      m.llm.positions = 'shared-edits';
+    });
+    models.set('sequential', await TarModel.load({ bundleDir: TINY_BUNDLE, intraOpThreads: 1 }));
+    models.set('shared-edits', await TarModel.load({ bundleDir: copy.dir, intraOpThreads: 1 }));
+  });
+  after(async () => {
+    for (const model of models.values()) await model.dispose();
+    await copy?.cleanup();
+  });
+
+  it("writes the reference's greedy image ids, which guidance changes", async () => {
+    assert.equal(golden.unconditionalPrompt, '', 'the reference used the runtime default (no templates.unconditionalPrompt)');
+    for (const c of golden.cases) {
+      const model = models.get(c.positions) as TarModel;
+      const history: Turn[] = c.history.map((t: any) =>
+        t.role === 'user'
+          ? { role: 'user', text: t.text, task: t.task, image: { tokens: t.imageIds, scale: t.scale } }
+          : { role: 'assistant', image: { tokens: t.imageIds, scale: t.scale } },
+      );
+      const common = { prompt: c.request.text, scale: c.scale, history, seed: 1 };
+      const write = (cfgScale: number) =>
+        c.task === 'generate'
+          ? model.generate({ ...common, sampling: { temperature: 0, cfgScale } })
+          : model.edit({ ...common, image: { tokens: c.request.imageIds, scale: c.scale }, sampling: { temperature: 0, cfgScale } });
+      const what = `${c.task}, ${c.positions}, guidance ${c.guidance}`;
+      assert.deepEqual((await write(c.guidance)).image.tokens, c.imageIds, what);
+      assert.deepEqual((await write(1)).image.tokens, c.unguidedImageIds, `${what}, unguided`);
+    }
+  });
+});

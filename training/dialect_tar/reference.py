@@ -153,9 +153,12 @@ class TarPipeline:
         logits, past = self.llm(ids, mask, pos, self.llm.empty_past(len(prompts)))
         return logits, past, mask, pos[:, -1]
 
-    def generate_ids(self, prompts: Sequence[Sequence[int]], mode: str, max_new: int, stop_on_eos: bool = True):
-        """Greedy decoding for a batch (greedy_decode with the pipeline's LLM)."""
-        return greedy_decode(self.llm, self, prompts, mode, max_new, stop_on_eos)
+    def generate_ids(self, prompts: Sequence[Sequence[int]], mode: str, max_new: int, stop_on_eos: bool = True,
+                     unconditional: Optional[Sequence[Sequence[int]]] = None, guidance: float = 1.0):
+        """Greedy decoding for a batch (greedy_decode with the pipeline's LLM; prompt guidance when `unconditional`
+        gives each row's unconditional prompt)."""
+        return greedy_decode(self.llm, self, prompts, mode, max_new, stop_on_eos,
+                             unconditional=unconditional, guidance=guidance)
 
     # ------------------------------------------------------------------ detokenisation
     @torch.no_grad()
@@ -213,19 +216,27 @@ class TarPipeline:
 
 @torch.no_grad()
 def greedy_decode(llm: QwenLM, pipe: TarPipeline, prompts: Sequence[Sequence[int]], mode: str, max_new: int,
-                  stop_on_eos: bool = True, device: str = "cpu"):
+                  stop_on_eos: bool = True, device: str = "cpu",
+                  unconditional: Optional[Sequence[Sequence[int]]] = None, guidance: float = 1.0):
     """Greedy decoding of `prompts` (left-padded together) with `llm` and `pipe`'s prompt conventions. mode "text":
     argmax over the whole vocabulary, stop on eos; mode "image": argmax restricted to the image ids, exactly
-    max_new tokens. Returns the new ids per row (text: without the eos) and the logits of every step [B, V]."""
-    ids, mask, pos = (t.to(device) for t in pipe.left_pad(prompts))
-    b = len(prompts)
-    past = [(torch.zeros(b, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=device),) * 2 for _ in llm.layers]
+    max_new tokens. Returns the new ids per row (text: without the eos) and the logits of every step [B, V].
+
+    Prompt guidance (the bundle's sampling.image.cfgScale): `unconditional` holds one more prompt per row (guidance's
+    unconditional row); both decode together, fed the same token, which is picked from
+    uncond + guidance · (cond − uncond), and the returned logits are those mixed ones."""
+    rows = list(prompts) + ([] if unconditional is None else list(unconditional))
+    ids, mask, pos = (t.to(device) for t in pipe.left_pad(rows))
+    b, n = len(prompts), len(rows)
+    past = [(torch.zeros(n, llm.cfg.kv_heads, 0, llm.cfg.head_dim, device=device),) * 2 for _ in llm.layers]
     logits, past = llm(ids, mask, pos, past)
-    seqs = [list(p) for p in prompts]      # prompt + answer so far: the fed token's position follows from it
+    seqs = [list(p) for p in rows]         # prompt + answer so far: the fed token's position follows from it
     out: List[List[int]] = [[] for _ in range(b)]
     done = [False] * b
     steps = []
     for step in range(max_new):
+        if unconditional is not None:
+            logits = logits[b:] + guidance * (logits[:b] - logits[b:])
         steps.append(logits)
         if mode == "image":
             nxt = logits[:, pipe.image_base:pipe.image_base + pipe.image_count].argmax(-1) + pipe.image_base
@@ -241,8 +252,9 @@ def greedy_decode(llm: QwenLM, pipe: TarPipeline, prompts: Sequence[Sequence[int
                 out[i].append(t)
         if all(done) or step == max_new - 1:
             break
-        mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], dim=1)
-        for i in range(b):
-            seqs[i].append(int(nxt[i]))
-        logits, past = llm(nxt.view(b, 1), mask, pipe.next_positions(seqs).to(device).view(b, 1), past)
+        fed = nxt if unconditional is None else torch.cat([nxt, nxt])
+        mask = torch.cat([mask, torch.ones(n, 1, dtype=torch.long, device=device)], dim=1)
+        for i in range(n):
+            seqs[i].append(int(fed[i]))
+        logits, past = llm(fed.view(n, 1), mask, pipe.next_positions(seqs).to(device).view(n, 1), past)
     return out, steps
