@@ -111,7 +111,7 @@ def make_configs(text_vocab: int):
 
 def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None):
     llm_cfg, ta_cfg, ar_cfg, vq_cfg = cfgs
-    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.3.0",
+    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.3.1",
                           description="Miniature Tar trained on the shapes world (training/train_shapes.py)",
                           image_template="<im_start><S{k}>{tokens}<im_end>", system=CHAT_SYSTEM,
                           cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
@@ -1132,7 +1132,8 @@ def stage_export(run, a):
     cfg_best = max((1.0, 2.0, 3.0), key=lambda c: (ev.get(f"gen_pixels_s2_cfg{c:g}_one", 0) or 0) +
                    (ev.get(f"gen_pixels_s2_cfg{c:g}_multi", 0) or 0) + 0.001 * c)
     manifest = manifest_for(tok, cfgs, cfg_scale=cfg_best,
-                            image_sampling={"temperature": a.image_temperature, "topK": a.image_topk, "topP": 1})
+                            image_sampling={"temperature": a.image_temperature, "topK": a.image_topk, "topP": 1,
+                                            "cfgScale": a.prompt_guidance})
     out = a.bundle
     if os.path.exists(out):
         shutil.rmtree(out)
@@ -1193,6 +1194,10 @@ def main():
     ap.add_argument("--eval-n", type=int, default=120)
     ap.add_argument("--image-temperature", type=float, default=0.0)
     ap.add_argument("--image-topk", type=int, default=0)
+    ap.add_argument("--prompt-guidance", type=float, default=1.25,
+                    help="the bundle's sampling.image.cfgScale: classifier-free guidance of generations and edits by "
+                         "their text, run by the TS runtime (1 = off). 1.25 was chosen for 1.3.0 with "
+                         "`npm run bench:guidance` on a tuning set; choose it again for a new bundle")
     ap.add_argument("--ta-entropy", type=float, default=0.5, help="TA-Tok codebook-usage entropy weight")
     ap.add_argument("--ta-tau", type=float, default=0.05, help="TA-Tok soft-assignment temperature")
     ap.add_argument("--smoke", action="store_true", help="tiny data and a few steps per stage")
