@@ -59,6 +59,11 @@ export interface ImageInfo {
   origin: 'UPLOAD' | 'GENERATED' | 'EDITED';
 }
 
+/** The image sampling a bot command may choose (the API's ImageSamplingInput). */
+export interface ImageSampling {
+  promptGuidance?: number;
+}
+
 export interface TurnResult {
   id: string;
   task: Task;
@@ -68,7 +73,7 @@ export interface TurnResult {
   image: ImageInfo | null;
   inputImage: ImageInfo | null;
   conversation: { id: string; title: string };
-  settings: { seed: number; scale: number | null };
+  settings: { seed: number; scale: number | null; promptGuidance: number | null };
   error: UserError | null;
   job: JobState | null;
 }
@@ -148,7 +153,7 @@ export interface ApiClientOptions {
 
 const JOB_FIELDS = 'id status task stage done total error { code message }';
 const IMAGE_FIELDS = 'id width height scale grid url origin';
-const TURN_FIELDS = `id task status prompt text conversation { id title } settings { seed scale } error { code message }
+const TURN_FIELDS = `id task status prompt text conversation { id title } settings { seed scale promptGuidance } error { code message }
   image { ${IMAGE_FIELDS} } inputImage { ${IMAGE_FIELDS} } job { ${JOB_FIELDS} }`;
 const STARTED = `turn { id } job { ${JOB_FIELDS} } errors { code message field }`;
 
@@ -168,7 +173,10 @@ export class DialectApi {
 
   // ------------------------------------------------------------------------------------------------ mutations
 
-  generate(actor: Actor, input: { prompt: string; scale?: number; seed?: number; conversationId?: string; parentTurnId?: string }): Promise<StartedTurn> {
+  generate(
+    actor: Actor,
+    input: { prompt: string; scale?: number; seed?: number; conversationId?: string; parentTurnId?: string; sampling?: ImageSampling },
+  ): Promise<StartedTurn> {
     return this.#start(actor, 'generate', 'GenerateInput', input);
   }
 
@@ -176,7 +184,10 @@ export class DialectApi {
     return this.#start(actor, 'understand', 'UnderstandInput', input);
   }
 
-  edit(actor: Actor, input: { prompt: string; image: ImageInput; conversationId?: string; parentTurnId?: string; seed?: number }): Promise<StartedTurn> {
+  edit(
+    actor: Actor,
+    input: { prompt: string; image: ImageInput; conversationId?: string; parentTurnId?: string; seed?: number; sampling?: ImageSampling },
+  ): Promise<StartedTurn> {
     return this.#start(actor, 'edit', 'EditInput', input);
   }
 

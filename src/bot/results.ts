@@ -67,7 +67,8 @@ export async function runTurn(
 export async function resultPayload(ctx: BotContext, actor: Actor, turn: TurnResult): Promise<SurfacePayload> {
   const link = turnPageUrl(ctx.publicUrl, turn);
   const by = `<@${actor.discordId}>`;
-  const seed = `seed \`${turn.settings.seed}\``;
+  const guidance = turn.settings.promptGuidance;
+  const seed = `seed \`${turn.settings.seed}\`${guidance === null ? '' : ` · guidance ${guidance}`}`;
   if (turn.image !== null) {
     const png = await ctx.api.download(turn.image.url);
     const shown = await upscalePng(png);

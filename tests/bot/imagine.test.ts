@@ -66,6 +66,22 @@ test('/imagine: deferred at once, progress edits, then the upscaled image with p
   assert.deepEqual(d.fake.unhandled, []);
 });
 
+test('/imagine guidance: sent to the API, kept with the turn, shown, and kept by a reroll', async () => {
+  const bea = d.person('bea-guidance');
+  const result = await bea.slash(d.channel, 'imagine', { prompt: 'two green squares', seed: 5, guidance: 2.5 }).waitForOriginal(isImageResult);
+  assert.match(result.content, /seed `5` · guidance 2\.5/);
+  const conversation = /#\/c\/([\w-]+)/.exec(result.content)?.[1];
+  assert.ok(conversation !== undefined, result.content);
+  const query = `query($id: ID!) { conversation(id: $id) { turns { settings { seed promptGuidance } } } }`;
+  const before = await gqlAs(bea, query, { id: conversation });
+  assert.deepEqual(JSON.parse(JSON.stringify(before.conversation.turns)), [{ settings: { seed: 5, promptGuidance: 2.5 } }]);
+
+  const rerolled = await bea.click(result, (id) => id.startsWith('reroll:')).waitForOriginal(isImageResult);
+  assert.match(rerolled.content, /· guidance 2\.5/);
+  const plain = await bea.slash(d.channel, 'imagine', { prompt: 'two green squares', seed: 5 }).waitForOriginal(isImageResult);
+  assert.doesNotMatch(plain.content, /guidance/, "the model's default is not spelled out");
+});
+
 describe('buttons under a result', () => {
   let alice: Person;
   let result: FakeMessage;

@@ -1,7 +1,8 @@
-/** `/imagine prompt [scale] [seed]`: text → image. */
+/** `/imagine prompt [scale] [seed] [guidance]`: text → image. */
 import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { runTurn } from '../results.ts';
 import { InteractionSurface } from '../surfaces.ts';
+import { GUIDANCE_OPTION, guidanceOption, guidanceSampling } from './guidance.ts';
 import { actorOf, type SlashCommand } from './types.ts';
 
 export const imagine: SlashCommand = {
@@ -18,6 +19,7 @@ export const imagine: SlashCommand = {
         .addChoices({ name: '1 (finest)', value: 1 }, { name: '2', value: 2 }, { name: '3 (coarsest)', value: 3 }),
     )
     .addIntegerOption((o) => o.setName('seed').setDescription('Seed for a repeatable image (0 … 2147483647)').setMinValue(0).setMaxValue(2147483647))
+    .addNumberOption(guidanceOption)
     .toJSON(),
   ack: 'defer',
   async run(interaction, ctx) {
@@ -25,8 +27,9 @@ export const imagine: SlashCommand = {
     const prompt = interaction.options.getString('prompt', true);
     const scale = interaction.options.getInteger('scale') ?? undefined;
     const seed = interaction.options.getInteger('seed') ?? undefined;
+    const guidance = guidanceSampling(interaction.options.getNumber(GUIDANCE_OPTION));
     await runTurn(ctx, actor, new InteractionSurface(interaction), `Generating “${prompt.slice(0, 80)}”`, () =>
-      ctx.api.generate(actor, { prompt, ...(scale === undefined ? {} : { scale }), ...(seed === undefined ? {} : { seed }) }),
+      ctx.api.generate(actor, { prompt, ...(scale === undefined ? {} : { scale }), ...(seed === undefined ? {} : { seed }), ...guidance }),
     );
   },
 };
