@@ -237,6 +237,18 @@ export class TopP implements LogitsProcessor {
   }
 }
 
+/**
+ * The next token of a job whose rows are one conditional row, plus an unconditional one when `cfgScale` ≠ 1
+ * (classifier-free guidance): the rows' logits are mixed into the first, then `pipeline` picks.
+ */
+export function guidedPick(pipeline: SamplingPipeline, cfgScale: number): (logits: Float32Array[]) => number {
+  return (logits) => {
+    const conditional = logits[0] as Float32Array;
+    if (cfgScale !== 1) mixCfg(conditional, logits[1] as Float32Array, cfgScale);
+    return pipeline.next(conditional);
+  };
+}
+
 /** Classifier-free guidance on logits, written into `cond`: `uncond + scale · (cond − uncond)`. */
 export function mixCfg(cond: Float32Array, uncond: Float32Array, scale: number): void {
   for (let i = 0; i < cond.length; i++) {

@@ -13,10 +13,9 @@ import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
 import {
   createPipeline,
   type DetokSampling,
+  guidedPick,
   type ImageSampling,
-  mixCfg,
   resolveSettings,
-  type SamplingPipeline,
   type TextSampling,
 } from './sampling.ts';
 
@@ -365,7 +364,7 @@ export class TarModel {
     const pipeline = createPipeline({ settings: sampling, rng: new Rng(seed, RNG_STREAM.llm), context: promptIds });
     const answerIds = await this.#runLlm(
       [promptIds],
-      (logits) => pipeline.next(logits[0] as Float32Array),
+      guidedPick(pipeline, 1),
       (token) => eos.has(token),
       sampling.maxNewTokens,
       clock,
@@ -442,18 +441,7 @@ export class TarModel {
       rng: new Rng(seed, RNG_STREAM.llm),
       allowed: { start: m.tokens.imageBase, end: m.tokens.imageBase + m.tokens.imageCount },
     });
-    const ids = await this.#runLlm(
-      prompts,
-      (logits) => {
-        const conditional = logits[0] as Float32Array;
-        if (guided) mixCfg(conditional, logits[1] as Float32Array, sampling.cfgScale);
-        return pipeline.next(conditional);
-      },
-      () => false,
-      count,
-      clock,
-      request,
-    );
+    const ids = await this.#runLlm(prompts, guidedPick(pipeline, sampling.cfgScale), () => false, count, clock, request);
     const tokens = ids.map((id) => id - m.tokens.imageBase);
     const image = { tokens, scale: prompt.scale };
     const { png, vqCodes } = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
@@ -530,11 +518,7 @@ export class TarModel {
     const job = new SequenceJob(
       rows,
       request.signal,
-      (logits) => {
-        const conditional = logits[0] as Float32Array;
-        if (guided) mixCfg(conditional, logits[1] as Float32Array, settings.cfgScale);
-        return pipeline.next(conditional);
-      },
+      guidedPick(pipeline, settings.cfgScale),
       () => false,
       total,
       (n) => progress?.({ stage: 'detokenize', done: n, total }),
