@@ -87,6 +87,12 @@ test('generate: progress while the job runs, then the image', async () => {
   await page.getByLabel('Prompt').fill('a red circle on a white background');
   await page.getByLabel('Seed').fill('7');
   await page.getByLabel('Scale').selectOption('1');
+  const defaultGuidance = web.held.model.manifest.sampling.image.cfgScale;
+  assert.equal(await page.getByLabel('Guidance').getAttribute('placeholder'), `default (${defaultGuidance})`, "the model's default");
+  await page.getByLabel('Guidance').fill('lots');
+  await button('Generate').click();
+  await page.getByText('Guidance is a number from 0 to 50 (1 is off).').waitFor();
+  await page.getByLabel('Guidance').fill('2.5');
   await button('Generate').click();
   await page.waitForURL(/#\/c\//);
   const progress = page.getByRole('progressbar', { name: 'Progress' });
@@ -98,7 +104,7 @@ test('generate: progress while the job runs, then the image', async () => {
   await imageLoaded('[data-task="GENERATE"] img.pixels');
   assert.equal(await progress.count(), 0);
   const caption = await page.locator('[data-task="GENERATE"] figcaption').textContent();
-  assert.match(caption ?? '', /seed 7 · scale 1/);
+  assert.match(caption ?? '', /seed 7 · scale 1 · guidance 2\.5/);
   assert.deepEqual(tab.errors, []);
 });
 

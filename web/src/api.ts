@@ -153,7 +153,7 @@ export interface Turn {
   status: TurnStatus;
   createdAt: string;
   error: UserError | null;
-  settings: { seed: number; scale: number | null };
+  settings: { seed: number; scale: number | null; promptGuidance: number | null };
   inputImage: ImageRef | null;
   image: ImageRef | null;
   parent: { id: string } | null;
@@ -174,7 +174,15 @@ export interface Connection<T> {
 
 export interface Session {
   me: { id: string; name: string };
-  model: { name: string; version: string; defaultScale: number; imageSize: number; experimental: Task[]; scales: { scale: number; grid: number; tokens: number }[] };
+  model: {
+    name: string;
+    version: string;
+    defaultScale: number;
+    imageSize: number;
+    experimental: Task[];
+    scales: { scale: number; grid: number; tokens: number }[];
+    defaults: { image: { promptGuidance: number } };
+  };
   limits: { maxUploadBytes: number; maxUploadPixels: number; maxPromptChars: number; maxPageSize: number };
 }
 
@@ -183,11 +191,11 @@ export interface Session {
 export const IMAGE_FIELDS = 'id url width height scale grid origin';
 export const JOB_FIELDS = 'id status task stage done total error { code message }';
 export const TURN_FIELDS = `id task prompt text status createdAt error { code message }
-  settings { seed scale } inputImage { ${IMAGE_FIELDS} } image { ${IMAGE_FIELDS} } parent { id } job { ${JOB_FIELDS} }`;
+  settings { seed scale promptGuidance } inputImage { ${IMAGE_FIELDS} } image { ${IMAGE_FIELDS} } parent { id } job { ${JOB_FIELDS} }`;
 
 export const SESSION = `query Session {
   me { id name }
-  model { name version defaultScale imageSize experimental scales { scale grid tokens } }
+  model { name version defaultScale imageSize experimental scales { scale grid tokens } defaults { image { promptGuidance } } }
   limits { maxUploadBytes maxUploadPixels maxPromptChars maxPageSize }
 }`;
 

@@ -309,6 +309,7 @@ function TurnView({
             <figcaption class="muted">
               seed {turn.settings.seed}
               {turn.settings.scale !== null && <> · scale {turn.settings.scale}</>}
+              {turn.settings.promptGuidance !== null && <> · guidance {turn.settings.promptGuidance}</>}
             </figcaption>
           </figure>
         )}
@@ -371,6 +372,7 @@ function Composer({
   const [prompt, setPrompt] = useState('');
   const [seed, setSeed] = useState('');
   const [scale, setScale] = useState('');
+  const [guidance, setGuidance] = useState('');
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
@@ -410,7 +412,14 @@ function Composer({
       setProblem('The seed is a whole number from 0 to 2147483647.');
       return;
     }
+    const guidanceValue = Number(guidance.trim());
+    if (guidance.trim() !== '' && !(guidanceValue >= 0 && guidanceValue <= 50)) {
+      setProblem('Guidance is a number from 0 to 50 (1 is off).');
+      return;
+    }
     const input: Record<string, unknown> = { prompt: text, wait: false };
+    // Guidance steers the image the model writes, so Ask (a text answer) does not send it.
+    if (guidance.trim() !== '' && task !== 'UNDERSTAND') input.sampling = { promptGuidance: guidanceValue };
     if (conversationId !== undefined) input.conversationId = conversationId;
     if (seed.trim() !== '') input.seed = Number(seed.trim());
     if (scale !== '') input.scale = Number(scale);
@@ -513,6 +522,18 @@ function Composer({
               </option>
             ))}
           </select>
+        </label>
+        <label>
+          Guidance
+          <input
+            name="guidance"
+            inputMode="decimal"
+            placeholder={`default (${session.model.defaults.image.promptGuidance})`}
+            title="How closely a generated or edited image follows the prompt: 1 is off, higher follows harder"
+            value={guidance}
+            onInput={(e) => setGuidance(e.currentTarget.value)}
+            size={10}
+          />
         </label>
       </div>
       <div class="buttons">
