@@ -36,8 +36,8 @@ Request flags (understand, generate, edit, reconstruct; a batch line sets them a
 
 A batch line is {"id","task":"understand","image","prompt","scale"?}, {"id","task":"generate","prompt","out","seed"?,
 "scale"?,"guidance"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?,"guidance"?} or {"id","task":
-"reconstruct","image","out","seed"?,"scale"?}, and "temperature"? on all but reconstruct; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or
-{"id","error"}.
+"reconstruct","image","out","seed"?,"scale"?}, with "temperature"? on all but reconstruct; paths are relative to the
+file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or {"id","error"}.
 `;
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */

@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import type { ProgressEvent, TarModel } from '../model/index.ts';
 import { UsageError } from './usage-error.ts';
 
-/** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
 /** Sampling choices a request may make; unset ones take the model's defaults. */
 export interface CliSampling {
   /** Of the LLM's tokens (text or image); 0 is greedy. */
@@ -12,6 +11,7 @@ export interface CliSampling {
   guidance?: number;
 }
 
+/** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
 export type CliRequest =
   | ({ task: 'understand'; image: string; prompt: string; seed?: number; scale?: number } & Pick<CliSampling, 'temperature'>)
   | ({ task: 'generate'; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
