@@ -89,7 +89,8 @@ async function main(): Promise<number> {
   await writeFile(jsonPath, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(
     `model ${report.model}\neval set ${report.evalSet.dir}: ${report.evalSet.records} records from seed ` +
-      `${report.evalSet.seedStart}${report.sample ? ' (fixed CI sample)' : ''}; ${report.items} requests, ` +
+      `${report.evalSet.seedStart}${report.sample ? ' (fixed CI sample)' : ''}` +
+      `${report.guidance === undefined ? '' : `, prompt guidance ${report.guidance} (not the bundle's default)`}; ${report.items} requests, ` +
       `batch ${report.batchSeconds.toFixed(1)} s, total ${report.seconds.toFixed(1)} s\n\n${formatTable(report)}\n\n`,
   );
   if (values.markdown) process.stdout.write(`${formatMarkdown(report)}\n\n`);

@@ -65,6 +65,8 @@ export interface EvalReport {
   evalSet: { dir: string; records: number; seedStart: number };
   defaultScale: number | undefined;
   sample: SampleSpec | undefined;
+  /** The prompt guidance every generation and edit was sent with; undefined: the bundle's default. */
+  guidance?: number;
   concurrency: number;
   items: number;
   /** Every headline metric with items reached its target. */
@@ -85,6 +87,7 @@ export interface RunInfo {
   seedStart: number;
   defaultScale: number | undefined;
   sample: SampleSpec | undefined;
+  guidance?: number | undefined;
   concurrency: number;
   batchSeconds: number;
   seconds: number;
@@ -207,6 +210,7 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
     evalSet: { dir: info.evalDir, records: info.records, seedStart: info.seedStart },
     defaultScale: info.defaultScale,
     sample: info.sample,
+    ...(info.guidance === undefined ? {} : { guidance: info.guidance }),
     concurrency: info.concurrency,
     items: graded.length,
     pass: headline.length > 0 && headline.every((m) => m.pass === true),

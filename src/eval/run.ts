@@ -193,6 +193,7 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
       seedStart: set.manifest.seedStart,
       defaultScale: await readDefaultScale(model),
       sample: options.sample,
+      guidance: options.guidance,
       concurrency: options.concurrency ?? 16,
       batchSeconds,
       seconds: (performance.now() - started) / 1000,

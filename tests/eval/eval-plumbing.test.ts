@@ -3,7 +3,8 @@
 // tiny random bundle (every request answered and graded; figures near 0).
 import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -151,6 +152,22 @@ describe('a run through dialect batch on the tiny random bundle', () => {
     }
     assert.deepEqual(report.latency.map((l) => l.task).sort(), ['edit', 'generate', 'reconstruct', 'understand']);
     assert.equal(report.pass, false);
+  });
+
+  it('runs only the tasks asked for, with the guidance asked for on every generation and edit, and says so', async () => {
+    const outDir = await mkdtemp(join(tmpdir(), 'dialect-eval-guided-'));
+    try {
+      const spec = { questions: 2, 'generate-1': 2, edit: 2, 'round-trip': 2 };
+      const report = await runEvaluation({ model: tinyBundle, sample: spec, tasks: ['generate', 'edit'], guidance: 3, outDir });
+      assert.equal(report.items, 4);
+      assert.equal(report.guidance, 3);
+      const lines = (await readFile(join(outDir, 'requests.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(lines.map((l) => [l.task, l.guidance]).sort(), [['edit', 3], ['edit', 3], ['generate', 3], ['generate', 3]]);
+      const unguided = await runEvaluation({ model: tinyBundle, sample: { questions: 1 } });
+      assert.equal('guidance' in unguided, false, "the bundle's default is not written as a choice");
+    } finally {
+      await rm(outDir, { recursive: true, force: true });
+    }
   });
 
   it('fails loudly without a bundle', async () => {
