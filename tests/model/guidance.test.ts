@@ -1,13 +1,15 @@
 /**
  * Classifier-free guidance of an image by the request's text (`sampling.image.cfgScale`,
- * `templates.unconditionalPrompt`). At scale 0 the mix `uncond + 0 · (cond − uncond)` is the unconditional row's logits
- * alone, so a guided generation or edit must write exactly what the unconditional prompt writes unguided: that checks that both rows are prefilled, fed the
- * same token and numbered by their own prompts (under `shared-edits` too, whose positions depend on the row's prompt).
+ * `templates.unconditionalPrompt`). At scale 0 the mix `uncond + 0 · (cond − uncond)` is the unconditional row's
+ * logits alone, so a guided generation or edit must write exactly what the unconditional prompt writes unguided: that
+ * checks that both rows are prefilled, fed the same token and numbered by their own prompts (under `shared-edits` too,
+ * whose positions depend on the row's prompt). At other scales the runtime must write what the PyTorch reference
+ * writes (tests/fixtures/golden/guidance.json).
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TarModel, type Turn } from '../../src/model/index.ts';
-import { join } from 'node:path';
 import { bundleCopy, GOLDEN_DIR, readJson, TINY_BUNDLE } from './helpers.ts';
 
 const UNCONDITIONAL = 'a shape';
