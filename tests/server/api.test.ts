@@ -285,6 +285,8 @@ function suite(): void {
       await expectError(GENERATE, { prompt: 'p', scale: 7 }, 'INVALID_INPUT', ['input', 'scale']);
       await expectError(GENERATE, { prompt: 'p', sampling: { temperature: -1 } }, 'INVALID_INPUT', ['input', 'sampling', 'temperature']);
       await expectError(GENERATE, { prompt: 'p', sampling: { promptGuidance: -1 } }, 'INVALID_INPUT', ['input', 'sampling', 'promptGuidance']);
+      const named = await exec(server, GENERATE, { input: { prompt: 'p', sampling: { promptGuidance: 99 } } }, freshUser());
+      assert.match(named.data.generate.errors[0].message, /^promptGuidance must be between 0 and 50$/, 'the message names the API field');
       await expectError(UNDERSTAND, { prompt: 'p', image: { base64: await pngBase64() }, sampling: { maxNewTokens: 0 } }, 'INVALID_INPUT');
       const overflow = await exec(server, GENERATE, { input: { prompt: 'p', seed: 2 ** 31 } });
       assert.equal(overflow.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT', 'GraphQL Int holds seeds up to 2^31 - 1');

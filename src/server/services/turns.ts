@@ -265,7 +265,7 @@ export class TurnService {
     const put = (target: Record<string, number>, name: string, value: number | null | undefined, min: number, max: number, field: string, integer = false) => {
       if (value == null) return;
       if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-        throw new UserFailure('INVALID_INPUT', `${name} must be ${integer ? 'an integer ' : ''}between ${min} and ${max}`, ['input', 'sampling', field]);
+        throw new UserFailure('INVALID_INPUT', `${field} must be ${integer ? 'an integer ' : ''}between ${min} and ${max}`, ['input', 'sampling', field]);
       }
       target[name] = value;
     };
