@@ -12,6 +12,8 @@
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseOptionalInteger, parseOptionalNumber } from '../src/cli/model-options.ts';
+import { MAX_GUIDANCE } from '../src/cli/requests.ts';
 import { DEFAULT_EVAL_DIR, type EvalItem, type EvalReport, runEvaluation } from '../src/eval/index.ts';
 
 const USAGE = `usage: npm run bench:guidance -- --eval DIR [--model DIR] [--scales 1,1.1,1.25,1.5] [--tasks generate,edit]
@@ -36,17 +38,12 @@ function parse() {
       json: { type: 'string' },
     },
   });
-  const limit = values.limit === undefined ? undefined : Number(values.limit);
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new Error(`--limit must be an integer ≥ 1`);
+  const limit = parseOptionalInteger('--limit', values.limit, 1, 1_000_000);
   if (values.eval === undefined) throw new Error('--eval DIR is required (a tuning set, not eval/shapes)');
   if (resolve(values.eval) === resolve(DEFAULT_EVAL_DIR)) {
     throw new Error('eval/shapes is the held-out set of the published figures: tune on another set (see the header)');
   }
-  const scales = values.scales.split(',').map((text) => {
-    const scale = Number(text);
-    if (text.trim() === '' || !(scale >= 0 && scale <= 50)) throw new Error(`--scales: "${text}" is not a number in [0, 50]`);
-    return scale;
-  });
+  const scales = values.scales.split(',').map((text) => parseOptionalNumber('--scales', text, 0, MAX_GUIDANCE) as number);
   const tasks = values.tasks.split(',').map((task) => {
     if (task !== 'generate' && task !== 'edit') throw new Error(`--tasks: "${task}" is not generate or edit`);
     return task as EvalItem['task'];

@@ -8,6 +8,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseOptionalNumber } from '../src/cli/model-options.ts';
+import { MAX_GUIDANCE } from '../src/cli/requests.ts';
 import { CI_SAMPLE, formatMarkdown, formatTable, runEvaluation } from '../src/eval/index.ts';
 
 const USAGE = `usage: npm run eval:model -- [--model DIR] [--eval DIR] [--limit N] [--quick] [--out DIR] [--json PATH]
@@ -59,12 +61,8 @@ async function main(): Promise<number> {
     limit = integer('--limit', values.limit, 1);
     concurrency = integer('--concurrency', values.concurrency, 1);
     threads = integer('--threads', values.threads, 1);
-    if (values.guidance !== undefined) {
-      guidance = Number(values.guidance);
-      if (values.guidance.trim() === '' || !(guidance >= 0 && guidance <= 50)) {
-        throw new Error(`--guidance must be a number between 0 and 50, not "${values.guidance}"`);
-      }
-    }
+    // The batch line's bound (dialect batch checks it again per line).
+    guidance = parseOptionalNumber('--guidance', values.guidance, 0, MAX_GUIDANCE);
   } catch (error) {
     process.stderr.write(`eval:model: ${(error as Error).message}\n\n${USAGE}`);
     return 2;

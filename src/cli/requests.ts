@@ -59,12 +59,16 @@ export function parseRequest(value: unknown): CliRequest {
     }
     return v;
   };
-  /** The optional fields of a request that are set, as properties. */
-  const present = (fields: Record<string, number | undefined>) =>
-    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-  const common = () => present({ seed: integer('seed'), scale: integer('scale') });
-  const temperature = () => present({ temperature: number('temperature', MAX_TEMPERATURE) });
-  const guidance = () => present({ guidance: number('guidance', MAX_GUIDANCE) });
+  /** An optional field as a property when it is set. The pieces below declare what they give, so that a misspelt
+   * key fails to compile (spreads escape TypeScript's excess-property check). */
+  const optional = <K extends string>(key: K, v: number | undefined) =>
+    (v === undefined ? {} : { [key]: v }) as Partial<Record<K, number>>;
+  const common = (): { seed?: number; scale?: number } => ({
+    ...optional('seed', integer('seed')),
+    ...optional('scale', integer('scale')),
+  });
+  const temperature = (): Pick<CliSampling, 'temperature'> => optional('temperature', number('temperature', MAX_TEMPERATURE));
+  const guidance = (): Pick<CliSampling, 'guidance'> => optional('guidance', number('guidance', MAX_GUIDANCE));
   switch (record.task) {
     case 'understand':
       return { task: 'understand', image: text('image'), prompt: text('prompt'), ...common(), ...temperature() };
