@@ -103,9 +103,13 @@ def main() -> int:
     max_new = a.max_new_tokens or manifest["sampling"]["text"]["maxNewTokens"]
     rgb = np.asarray(Image.open(a.image).convert("RGB"))
 
-    def guided(unconditional):
-        """run_image's guidance arguments: none when the bundle does not guide its image tokens."""
-        return (unconditional, guidance) if guidance != 1 else ()
+    def unconditional_row(image):
+        """Guidance's unconditional prompt ids (the request with the unconditional text; an edit keeps its image),
+        or None when the bundle does not guide: then nothing is built inside the timed request."""
+        if guidance == 1:
+            return None
+        task = "generate" if image is None else "edit"
+        return p.prompt_ids([Turn("user", unconditional_text, image, task)], "image", scale)
 
     def understand():
         clock = Clock()
@@ -118,8 +122,7 @@ def main() -> int:
     def generate():
         clock = Clock()
         prompt = p.prompt_ids([Turn("user", a.generate_prompt, None, "generate")], "image", scale)
-        unconditional = p.prompt_ids([Turn("user", unconditional_text, None, "generate")], "image", scale)
-        ids, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, *guided(unconditional))
+        ids, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, unconditional_row(None), guidance)
         return clock, {"imageTokens": ids, "codes": codes}
 
     def edit():
@@ -127,8 +130,7 @@ def main() -> int:
         ids = p.encode_image(p.normalise(rgb), scale)[0].tolist()
         clock.lap("encode")
         prompt = p.prompt_ids([Turn("user", a.edit_prompt, ImageRef(scale, ids), "edit")], "image", scale)
-        unconditional = p.prompt_ids([Turn("user", unconditional_text, ImageRef(scale, ids), "edit")], "image", scale)
-        out, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, *guided(unconditional))
+        out, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, unconditional_row(ImageRef(scale, ids)), guidance)
         return clock, {"inputTokens": ids, "imageTokens": out, "codes": codes}
 
     report = {"threads": a.threads, "torch": torch.__version__, "scale": scale, "cfgScale": cfg,
