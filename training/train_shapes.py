@@ -109,17 +109,21 @@ def make_configs(text_vocab: int):
     return llm, ta, ar, vq
 
 
-def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None):
+def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None, understanding=None):
     llm_cfg, ta_cfg, ar_cfg, vq_cfg = cfgs
-    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.3.1",
+    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.3.2",
                           description="Miniature Tar trained on the shapes world (training/train_shapes.py)",
                           image_template="<im_start><S{k}>{tokens}<im_end>", system=CHAT_SYSTEM,
                           cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
+    if understanding:               # how the runtime reads an uploaded image (src/model/views.ts)
+        m["understanding"] = understanding
     if image_sampling:
         m["sampling"]["image"].update(image_sampling)
     m["sampling"]["detok"]["temperature"] = 0      # greedy AR-DTok with CFG (what the export stage measures)
     if EDIT_POSITIONS != "sequential":
         m["llm"]["positions"] = EDIT_POSITIONS
+    if UNCONDITIONAL_PROMPT:        # absent means "" to the runtime
+        m["templates"]["unconditionalPrompt"] = UNCONDITIONAL_PROMPT
     return m
 
 
@@ -841,8 +845,23 @@ EDIT_POSITIONS = "sequential"
 # batches of records trained on was 0.90, of new ones 0.96 (experiments/unified_variants.py): the stage memorises its
 # records somewhat. Not measured yet with True.
 FRESH_RECORDS = False
+# Share of generate and edit rows trained with the unconditional prompt in place of their text (the prompt or the
+# instruction; an edit keeps its input image, as InstructPix2Pix drops an edit's instruction): classifier-free
+# guidance's condition dropout, so that prompt guidance's unconditional row (the manifest's
+# templates.unconditionalPrompt, UNCONDITIONAL_PROMPT, served beside every guided request) is an input the LLM was
+# trained on. Without it (1.3.0) that row is the empty prompt the LLM never saw, and guidance still helped (1.3.1:
+# one-object prompts 78.6 → 84.9 %); the usual share is 0.1. 0 keeps 1.3.0's batches exactly (no random draw).
+PROMPT_DROPOUT = 0.0
+UNCONDITIONAL_PROMPT = ""
 # Follow-up questions about an understand record's image (number of extra exchanges → weight): 1.5 on average.
 UND_EXTRA_QUESTIONS = {0: 0.25, 1: 0.25, 2: 0.25, 3: 0.25}
+
+
+def condition(text, rng):
+    """The text of a generate or edit row: its own, or the unconditional prompt in PROMPT_DROPOUT of the rows."""
+    if PROMPT_DROPOUT and rng.random() < PROMPT_DROPOUT:
+        return UNCONDITIONAL_PROMPT
+    return text
 
 
 def conversation(rec, ids, rng):
@@ -874,13 +893,14 @@ def conversation(rec, ids, rng):
         return turns
     if t == "generate":
         s = pick(rng, GEN_SCALES)
-        return [Turn("user", rec["prompt"], None, "generate"), Turn("assistant", "", img(0, s))]
+        return [Turn("user", condition(rec["prompt"], rng), None, "generate"), Turn("assistant", "", img(0, s))]
     if t == "edit":
         if EDIT_SAME_SCALE and rng.random() < EDIT_SAME_SCALE:
             s_in = s_out = pick(rng, EDIT_OUT_SCALES)
         else:
             s_in, s_out = pick(rng, UND_SCALES), pick(rng, EDIT_OUT_SCALES)
-        return [Turn("user", rec["instruction"], img(0, s_in), "edit"), Turn("assistant", "", img(1, s_out))]
+        instruction = condition(rec["instruction"], rng)
+        return [Turn("user", instruction, img(0, s_in), "edit"), Turn("assistant", "", img(1, s_out))]
     turns = []
     for tu in rec["turns"]:
         if tu["role"] == "user":
@@ -1133,7 +1153,8 @@ def stage_export(run, a):
                    (ev.get(f"gen_pixels_s2_cfg{c:g}_multi", 0) or 0) + 0.001 * c)
     manifest = manifest_for(tok, cfgs, cfg_scale=cfg_best,
                             image_sampling={"temperature": a.image_temperature, "topK": a.image_topk, "topP": 1,
-                                            "cfgScale": a.prompt_guidance})
+                                            "cfgScale": a.prompt_guidance},
+                            understanding={"scale": a.understanding_scale})
     out = a.bundle
     if os.path.exists(out):
         shutil.rmtree(out)
@@ -1198,6 +1219,10 @@ def main():
                     help="the bundle's sampling.image.cfgScale: classifier-free guidance of generations and edits by "
                          "their text, run by the TS runtime (1 = off). 1.25 was chosen for 1.3.0 with "
                          "`npm run bench:guidance` on a tuning set; choose it again for a new bundle")
+    ap.add_argument("--understanding-scale", type=int, default=3, choices=(1, 2, 3),
+                    help="the bundle's understanding.scale: the scale an uploaded image is encoded at to be "
+                         "understood. 3 was chosen for 1.3.0's weights with `npm run bench:understanding` on a tuning "
+                         "set; choose it again for a new bundle")
     ap.add_argument("--ta-entropy", type=float, default=0.5, help="TA-Tok codebook-usage entropy weight")
     ap.add_argument("--ta-tau", type=float, default=0.05, help="TA-Tok soft-assignment temperature")
     ap.add_argument("--smoke", action="store_true", help="tiny data and a few steps per stage")
