@@ -6,7 +6,8 @@ import { UsageError } from './usage-error.ts';
 
 const HELP = `dialect: run the Tar model from the command line
 
-  dialect understand --image IN.png "QUESTION" [--scale 1|2|3]   print the answer
+  dialect understand --image IN.png "QUESTION" [--scale 1|2|3] [--views S,…|none]
+                                                            print the answer
   dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G]
   dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G]
   dialect reconstruct --image IN.png --out OUT.png [--seed N] [--scale 1|2|3]
@@ -31,10 +32,12 @@ Request flags (understand, generate, edit, reconstruct; a batch line sets them a
   --seed N           the seed of the request's draws
   --scale 1|2|3      the image tokens' scale (default: the model's)
   --temperature T    sampling of the model's answer (0: greedy; default: the model's); not reconstruct
+  --views S,…|none   understand: also read the image encoded at these scales, one more view each (default: the
+                     model's; none: the image at --scale alone)
   --guidance G       generate and edit: how strongly the image follows the text (classifier-free guidance; 1: off;
                      default: the model's)
 
-A batch line is {"id","task":"understand","image","prompt","scale"?}, {"id","task":"generate","prompt","out","seed"?,
+A batch line is {"id","task":"understand","image","prompt","scale"?,"views"?}, {"id","task":"generate","prompt","out","seed"?,
 "scale"?,"guidance"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?,"guidance"?} or {"id","task":
 "reconstruct","image","out","seed"?,"scale"?}, with "temperature"? on all but reconstruct; paths are relative to the
 file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or {"id","error"}.

@@ -20,6 +20,7 @@ export const modelFlags = {
 export const requestFlags = {
   seed: { type: 'string' },
   scale: { type: 'string' },
+  views: { type: 'string' },
   temperature: { type: 'string' },
   guidance: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];

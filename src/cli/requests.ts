@@ -13,7 +13,10 @@ export interface CliSampling {
 
 /** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
 export type CliRequest =
-  | ({ task: 'understand'; image: string; prompt: string; seed?: number; scale?: number } & Pick<CliSampling, 'temperature'>)
+  | ({ task: 'understand'; image: string; prompt: string; seed?: number; scale?: number; views?: number[] } & Pick<
+      CliSampling,
+      'temperature'
+    >)
   | ({ task: 'generate'; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
   | ({ task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
   | { task: 'reconstruct'; image: string; out: string; seed?: number; scale?: number };
@@ -67,11 +70,20 @@ export function parseRequest(value: unknown): CliRequest {
     ...optional('seed', integer('seed')),
     ...optional('scale', integer('scale')),
   });
+  /** Understanding's other views of the image: scales (`TarModel.understand`'s viewScales; [] for none). */
+  const views = (): { views?: number[] } => {
+    const v = record.views;
+    if (v === undefined) return {};
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'number' || !Number.isSafeInteger(s) || s < 1)) {
+      throw new UsageError('"views" must be an array of scales (positive integers)');
+    }
+    return { views: v as number[] };
+  };
   const temperature = (): Pick<CliSampling, 'temperature'> => optional('temperature', number('temperature', MAX_TEMPERATURE));
   const guidance = (): Pick<CliSampling, 'guidance'> => optional('guidance', number('guidance', MAX_GUIDANCE));
   switch (record.task) {
     case 'understand':
-      return { task: 'understand', image: text('image'), prompt: text('prompt'), ...common(), ...temperature() };
+      return { task: 'understand', image: text('image'), prompt: text('prompt'), ...common(), ...views(), ...temperature() };
     case 'generate':
       return {
         task: 'generate',
@@ -127,7 +139,8 @@ export async function runRequest(
     case 'understand': {
       const bytes = await readImage(baseDir, request.image);
       const scale = request.scale === undefined ? {} : { scale: request.scale };
-      const result = await model.understand({ image: { bytes }, prompt: request.prompt, ...scale, ...sampling(request), ...common });
+      const views = request.views === undefined ? {} : { viewScales: request.views };
+      const result = await model.understand({ image: { bytes }, prompt: request.prompt, ...scale, ...views, ...sampling(request), ...common });
       return { text: result.text, tokens: result.imageTokens.tokens, seed: result.seed };
     }
     case 'reconstruct': {

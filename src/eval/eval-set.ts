@@ -21,8 +21,13 @@ export const DEFAULT_EVAL_DIR = fileURLToPath(new URL('../../eval/shapes/', impo
 
 export const DESCRIBE_QUESTION = 'Describe the image.';
 
-/** The extra scales of the scale probe (the default scale is measured by the main items). */
-export const PROBE_SCALES = [1, 3] as const;
+/**
+ * The scale probe of understanding: each understand record's question again at every scale, read from that scale
+ * alone (no other views), beside the main items' reading at the model's understanding scale and views.
+ */
+export const QUESTION_PROBE_SCALES = [1, 2, 3] as const;
+/** The extra scales of the round-trip probe (the default scale is measured by the main items). */
+export const ROUND_TRIP_PROBE_SCALES = [1, 3] as const;
 
 interface RawTurn {
   role: 'user' | 'assistant';
@@ -71,7 +76,7 @@ export async function loadEvalSet(dir: string = DEFAULT_EVAL_DIR): Promise<EvalS
 export type ItemSet =
   | 'questions' // understanding: the set's questions, default scale
   | 'describe' // understanding: "Describe the image." on every record's first image, default scale
-  | 'question-scales' // understanding: the understand records' questions again at scales 1 and 3
+  | 'question-scales' // understanding: the understand records' questions again at scales 1, 2 and 3, one view each
   | 'generate' // generation, default scale
   | 'edit' // editing, default scale
   | 'round-trip' // encode + render back, default scale
@@ -119,7 +124,7 @@ export function buildItems(set: EvalSet, options: { limit?: number } = {}): Eval
         const question = { task: 'understand', image: image(record, 0), scene, kind: record.kind,
           question: record.canonical_question, answer: record.answer, origin: 'record', ...base } as const;
         items.push({ ...question, id: `q-${record.seed}`, set: 'questions' });
-        for (const scale of PROBE_SCALES) {
+        for (const scale of QUESTION_PROBE_SCALES) {
           items.push({ ...question, id: `q-${record.seed}-s${scale}`, set: 'question-scales', scale });
         }
         break;
@@ -146,7 +151,7 @@ export function buildItems(set: EvalSet, options: { limit?: number } = {}): Eval
       question: DESCRIBE_QUESTION, answer: describe(scene) });
     items.push({ ...base, id: `r-${record.seed}`, set: 'round-trip', task: 'reconstruct' });
     if (record.type === 'understand') {
-      for (const scale of PROBE_SCALES) {
+      for (const scale of ROUND_TRIP_PROBE_SCALES) {
         items.push({ ...base, id: `r-${record.seed}-s${scale}`, set: 'round-trip-scales', task: 'reconstruct', scale });
       }
     }

@@ -64,6 +64,9 @@ export interface EvalReport {
   model: string;
   evalSet: { dir: string; records: number; seedStart: number };
   defaultScale: number | undefined;
+  /** The scale and other views understanding read the images at (the bundle's, or the run's override). */
+  understandingScale?: number | undefined;
+  views?: number[] | undefined;
   sample: SampleSpec | undefined;
   /** The prompt guidance every generation and edit was sent with; undefined: the bundle's default. */
   guidance?: number;
@@ -86,6 +89,8 @@ export interface RunInfo {
   records: number;
   seedStart: number;
   defaultScale: number | undefined;
+  understandingScale?: number | undefined;
+  views?: number[] | undefined;
   sample: SampleSpec | undefined;
   guidance?: number | undefined;
   concurrency: number;
@@ -150,13 +155,13 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
   add('understand.describe.objects', '"Describe": objects right, background aside', 'understanding', describe,
     (g) => g.objectsOk === true);
   const probeRecords = new Set(inSet('question-scales').map((g) => g.item.record));
-  const scaleRows: [number | undefined, GradedItem[]][] = [
-    [1, inSet('question-scales').filter((g) => g.item.scale === 1)],
-    [undefined, questions.filter((g) => g.item.origin === 'record' && probeRecords.has(g.item.record))],
-    [3, inSet('question-scales').filter((g) => g.item.scale === 3)],
-  ];
-  for (const [scale, items] of scaleRows) {
-    add(`understand.scale.${scale ?? 'default'}`, `questions at scale ${scaleName(scale)}`, 'understanding', items);
+  const views = info.views ?? [];
+  const reading = `${info.understandingScale ?? '?'}${views.map((s) => ` + ${s}`).join('')}`;
+  add('understand.scale.default', `questions read at scale ${reading} (the model's), same records`, 'understanding',
+    questions.filter((g) => g.item.origin === 'record' && probeRecords.has(g.item.record)));
+  for (const scale of [1, 2, 3]) {
+    add(`understand.scale.${scale}`, `questions at scale ${scale} alone`, 'understanding',
+      inSet('question-scales').filter((g) => g.item.scale === scale));
   }
 
   // Generation: per object count, full or partial prompt.
@@ -209,6 +214,8 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
     model: info.model,
     evalSet: { dir: info.evalDir, records: info.records, seedStart: info.seedStart },
     defaultScale: info.defaultScale,
+    ...(info.understandingScale === undefined ? {} : { understandingScale: info.understandingScale }),
+    ...(info.views === undefined ? {} : { views: info.views }),
     sample: info.sample,
     ...(info.guidance === undefined ? {} : { guidance: info.guidance }),
     concurrency: info.concurrency,

@@ -10,8 +10,8 @@ import { performance } from 'node:perf_hooks';
 import {
   detectImage, gradeAnswer, gradeEdit, gradeGeneration, gradeRoundTrip, parseDescription, sameScene,
 } from '../shapes/index.ts';
-import { type EvalItem, type EvalSet, type SampleSpec, buildItems, loadEvalSet, sampleItems } from './eval-set.ts';
-import { type EvalReport, type GradedItem, summarise } from './report.ts';
+import { type EvalItem, type EvalSet, type ItemSet, type SampleSpec, buildItems, loadEvalSet, sampleItems } from './eval-set.ts';
+import { type EvalReport, type GradedItem, type RunInfo, summarise } from './report.ts';
 
 const DIALECT_BIN = fileURLToPath(new URL('../../bin/dialect.js', import.meta.url));
 /** The shipped bundle, the default model of the evaluation (as of the CLI). */
@@ -30,8 +30,14 @@ export interface EvalOptions {
   outDir?: string;
   /** Only the items of these tasks (default: every task). */
   tasks?: readonly EvalItem['task'][];
+  /** Only the items of these sets (default: every set). */
+  sets?: readonly ItemSet[];
   /** Prompt guidance of every generation and edit (`sampling.image.cfgScale`); default: the bundle's. */
   guidance?: number;
+  /** Understanding's scale and other views (`understanding` of the manifest) for every question but the scale
+   * probe's; default: the bundle's. */
+  understandingScale?: number;
+  views?: number[];
   /** `dialect batch --concurrency` (default 16) and `--threads`. */
   concurrency?: number;
   threads?: number;
@@ -49,14 +55,26 @@ interface BatchAnswer {
   error?: { code: string; message: string };
 }
 
+/** What an evaluation may set on every request instead of the bundle's defaults. */
+export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'understandingScale' | 'views'>;
+
 /** The batch line of an item; outputs go to images/ID.png next to the batch file. */
-export function batchLine(item: EvalItem, guidance?: number): Record<string, unknown> {
+export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Record<string, unknown> {
   const common = { id: item.id, seed: item.seed, ...(item.scale === undefined ? {} : { scale: item.scale }) };
   const out = `images/${item.id}.png`;
-  const guided = guidance === undefined ? {} : { guidance };
+  const guided = overrides.guidance === undefined ? {} : { guidance: overrides.guidance };
   switch (item.task) {
-    case 'understand':
-      return { ...common, task: 'understand', image: item.image, prompt: item.question };
+    case 'understand': {
+      // The scale probe reads each scale alone; the other items read the image as the model (or the override) does.
+      const reading =
+        item.set === 'question-scales'
+          ? { views: [] }
+          : {
+              ...(overrides.understandingScale === undefined ? {} : { scale: overrides.understandingScale }),
+              ...(overrides.views === undefined ? {} : { views: overrides.views }),
+            };
+      return { ...common, ...reading, task: 'understand', image: item.image, prompt: item.question };
+    }
     case 'generate':
       return { ...common, task: 'generate', prompt: item.prompt, out, ...guided };
     case 'edit':
@@ -142,12 +160,23 @@ export async function gradeItem(item: EvalItem, answer: BatchAnswer | undefined,
   }
 }
 
-async function readDefaultScale(model: string): Promise<number | undefined> {
+/** The bundle's default scale and understanding reading, for the report's labels (undefined when unreadable). */
+async function readScales(model: string): Promise<Pick<RunInfo, 'defaultScale' | 'understandingScale' | 'views'>> {
   try {
-    const manifest = JSON.parse(await readFile(join(model, 'manifest.json'), 'utf8')) as { defaultScale?: unknown };
-    return typeof manifest.defaultScale === 'number' ? manifest.defaultScale : undefined;
+    const manifest = JSON.parse(await readFile(join(model, 'manifest.json'), 'utf8')) as {
+      defaultScale?: unknown;
+      understanding?: { scale?: unknown; viewScales?: unknown };
+    };
+    const defaultScale = typeof manifest.defaultScale === 'number' ? manifest.defaultScale : undefined;
+    const scale = manifest.understanding?.scale;
+    const views = manifest.understanding?.viewScales;
+    return {
+      defaultScale,
+      understandingScale: typeof scale === 'number' ? scale : defaultScale,
+      views: Array.isArray(views) ? (views as number[]) : [],
+    };
   } catch {
-    return undefined;
+    return { defaultScale: undefined, understandingScale: undefined, views: [] };
   }
 }
 
@@ -159,8 +188,11 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
   const all = buildItems(set, options.limit === undefined ? {} : { limit: options.limit });
   const sampled = options.sample === undefined ? all : sampleItems(all, options.sample);
   const tasks = options.tasks;
-  const items = tasks === undefined ? sampled : sampled.filter((item) => tasks.includes(item.task));
-  const line = (item: EvalItem) => batchLine(item, options.guidance);
+  const sets = options.sets;
+  const items = sampled.filter(
+    (item) => (tasks === undefined || tasks.includes(item.task)) && (sets === undefined || sets.includes(item.set)),
+  );
+  const line = (item: EvalItem) => batchLine(item, options);
   const outDir = options.outDir === undefined ? await mkdtemp(join(tmpdir(), 'dialect-eval-')) : resolve(options.outDir);
   try {
     await mkdir(join(outDir, 'images'), { recursive: true });
@@ -191,9 +223,11 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
       evalDir: set.dir,
       records: options.limit === undefined ? set.records.length : Math.min(options.limit, set.records.length),
       seedStart: set.manifest.seedStart,
-      defaultScale: await readDefaultScale(model),
+      ...(await readScales(model)),
       sample: options.sample,
       guidance: options.guidance,
+      ...(options.understandingScale === undefined ? {} : { understandingScale: options.understandingScale }),
+      ...(options.views === undefined ? {} : { views: options.views }),
       concurrency: options.concurrency ?? 16,
       batchSeconds,
       seconds: (performance.now() - started) / 1000,

@@ -35,6 +35,12 @@ export interface Manifest {
   };
   scales: ScaleInfo[];
   defaultScale: number;
+  /**
+   * How understanding reads an image given as pixels: encoded at `scale` (absent: `defaultScale`, the scale of
+   * generation), and also at each of `viewScales`, every encoding one more view of the image that the answer is
+   * decoded from (views.ts; absent: none). A bundle may read images best at another scale than it writes them.
+   */
+  understanding?: { scale?: number; viewScales?: number[] };
   llm: {
     layers: number;
     kvHeads: number;
@@ -282,6 +288,27 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
     c.problem('defaultScale', `must be one of the scales (${scaleNumbers.join(', ')}), found ${defaultScale}`);
   }
 
+  if (m.understanding !== undefined) {
+    const understanding = c.object(m.understanding, 'understanding');
+    if (understanding?.scale !== undefined) {
+      const scale = c.integer(understanding.scale, 'understanding.scale', { min: 1 });
+      if (scale !== undefined && scales !== undefined && !scaleNumbers.includes(scale)) {
+        c.problem('understanding.scale', `must be one of the scales (${scaleNumbers.join(', ')}), found ${scale}`);
+      }
+    }
+    const viewScales =
+      understanding?.viewScales === undefined ? undefined : c.array(understanding.viewScales, 'understanding.viewScales');
+    viewScales?.forEach((value, i) => {
+      const scale = c.integer(value, `understanding.viewScales[${i}]`, { min: 1 });
+      if (scale === undefined || scales === undefined) return;
+      if (!scaleNumbers.includes(scale)) {
+        c.problem(`understanding.viewScales[${i}]`, `must be one of the scales (${scaleNumbers.join(', ')}), found ${scale}`);
+      } else if (viewScales.indexOf(value) !== i) {
+        c.problem(`understanding.viewScales[${i}]`, `repeats scale ${scale}`);
+      }
+    });
+  }
+
   const taTok = c.object(m.taTok, 'taTok');
   if (taTok !== undefined) {
     const size = c.integer(taTok.codebookSize, 'taTok.codebookSize', { min: 1 });
@@ -374,7 +401,16 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
   const manifest = m as unknown as Manifest;
   // Absent optional fields read as their defaults, on a copy: the caller's JSON stays as it was.
   const imageSampling = { ...manifest.sampling.image, cfgScale: manifest.sampling.image.cfgScale ?? 1 };
-  return { ...manifest, sampling: { ...manifest.sampling, image: imageSampling } };
+  const understanding = {
+    scale: manifest.understanding?.scale ?? manifest.defaultScale,
+    viewScales: [...(manifest.understanding?.viewScales ?? [])],
+  };
+  return { ...manifest, understanding, sampling: { ...manifest.sampling, image: imageSampling } };
+}
+
+/** The scale at which understanding encodes an image given as pixels (`understanding.scale`, else `defaultScale`). */
+export function understandingScale(manifest: Manifest): number {
+  return manifest.understanding?.scale ?? manifest.defaultScale;
 }
 
 /** The scale entry for `scale`, or undefined when the bundle lacks it. */

@@ -249,6 +249,26 @@ export function guidedPick(pipeline: SamplingPipeline, cfgScale: number): (logit
   };
 }
 
+/**
+ * The next token of a job whose rows read the same answer from different views of one image (views.ts): the rows'
+ * logits are averaged into the first, then `pipeline` picks. Averaging logits averages the rows' log-probabilities
+ * up to a constant per step, i.e. the normalised product of the views' distributions.
+ */
+export function averagedPick(pipeline: SamplingPipeline): (logits: Float32Array[]) => number {
+  return (logits) => {
+    const first = logits[0] as Float32Array;
+    const n = logits.length;
+    if (n > 1) {
+      for (let i = 0; i < first.length; i++) {
+        let sum = first[i] as number;
+        for (let r = 1; r < n; r++) sum += (logits[r] as Float32Array)[i] as number;
+        first[i] = sum / n;
+      }
+    }
+    return pipeline.next(first);
+  };
+}
+
 /** Classifier-free guidance on logits, written into `cond`: `uncond + scale · (cond − uncond)`. */
 export function mixCfg(cond: Float32Array, uncond: Float32Array, scale: number): void {
   for (let i = 0; i < cond.length; i++) {

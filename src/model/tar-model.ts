@@ -6,11 +6,13 @@ import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, typ
 import { type PositionRule, positionRule } from './positions.ts';
 import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, PromptTooLongError } from './errors.ts';
 import { imageToPixels, pixelsToPng } from './images.ts';
-import { findScale, type Manifest, type ScaleInfo } from './manifest.ts';
+import { findScale, type Manifest, type ScaleInfo, understandingScale } from './manifest.ts';
 import { type ExecutionProvider, floatTensor, int64Tensor, readFloat32, readInt64 } from './onnx-backend.ts';
 import { type ImageTokens, PromptBuilder, type PromptRequest, type Turn } from './prompt.ts';
 import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
+import { resolveViewScales } from './views.ts';
 import {
+  averagedPick,
   createPipeline,
   type DetokSampling,
   guidedPick,
@@ -38,8 +40,12 @@ export interface TarModelOptions {
   onLoadProgress?: (event: LoadProgress) => void;
 }
 
-/** An image given to a request: encoded bytes (PNG, JPEG, WebP), or tokens from an earlier encoding (skips the encoder). */
-export type ImageInput = { bytes: Uint8Array } | ImageTokens;
+/**
+ * An image given to a request: encoded bytes (PNG, JPEG, WebP), or tokens from an earlier encoding (skips the
+ * encoder), which may carry the same image's tokens at other scales (`views`, as `understand` returns them in
+ * `imageViews`) for an understanding request to read as well.
+ */
+export type ImageInput = { bytes: Uint8Array } | (ImageTokens & { views?: ImageTokens[] });
 
 export type ProgressStage = 'encode' | 'prefill' | 'decode' | 'detokenize' | 'vq-decode';
 
@@ -87,8 +93,14 @@ export interface UnderstandRequest extends CommonRequest {
   /** The image asked about. May be left out for a follow-up question about an image already in `history`. */
   image?: ImageInput;
   prompt: string;
-  /** Scale at which image bytes are encoded. Defaults to the manifest's `defaultScale`. */
+  /** Scale at which image bytes are encoded. Defaults to the manifest's `understanding.scale`. */
   scale?: number;
+  /**
+   * More scales at which image bytes are encoded, each one more view of the image that the answer is read from
+   * (views.ts); defaults to the manifest's `understanding.viewScales`, `[]` reads the image at `scale` alone. An
+   * image given as tokens is read from the views it carries instead.
+   */
+  viewScales?: number[];
   /** Overrides of the manifest's `sampling.text`. */
   sampling?: Partial<TextSampling>;
 }
@@ -99,6 +111,8 @@ export interface UnderstandResult<I = ImageTokens> {
   answerIds: number[];
   /** The image as tokens, to store with the turn (undefined when the request had no image). */
   imageTokens: I;
+  /** The image's other views that the answer was read from, to store beside `imageTokens` ([] for none). */
+  imageViews: ImageTokens[];
   seed: number;
   timings: Timings;
 }
@@ -160,6 +174,8 @@ export interface ModelInfo {
   experimental: string[];
   scales: ScaleInfo[];
   defaultScale: number;
+  /** How understanding reads an image given as pixels: its scale, and the scales of its other views (views.ts). */
+  understanding: { scale: number; viewScales: number[] };
   /** Side of generated images in pixels. */
   imageSize: number;
   defaults: Manifest['sampling'];
@@ -322,6 +338,7 @@ export class TarModel {
       experimental: [...m.experimental],
       scales: m.scales.map((s) => ({ ...s })),
       defaultScale: m.defaultScale,
+      understanding: { scale: understandingScale(m), viewScales: [...(m.understanding?.viewScales ?? [])] },
       imageSize: m.vq.outputSize,
       defaults: structuredClone(m.sampling),
       provider: this.#provider,
@@ -351,20 +368,25 @@ export class TarModel {
     const seed = resolveSeed(request.seed);
     const sampling = resolveSettings('sampling', m.sampling.text, request.sampling);
     checkPrompt(request.prompt);
-    const image =
+    const scale = request.scale ?? understandingScale(m);
+    this.#scaleInfo(scale, 'scale');
+    const viewScales = resolveViewScales(m, scale, request.viewScales);
+    const { image, views } =
       request.image === undefined
-        ? undefined
-        : await this.#imageTokens(request.image, request.scale ?? m.defaultScale, clock, request);
-    const promptIds = this.#prompts.build(
-      { task: 'understand', prompt: request.prompt, ...(image === undefined ? {} : { image }) },
-      request.history,
+        ? { image: undefined, views: [] }
+        : await this.#imageViews(request.image, scale, viewScales, clock, request);
+    // One prompt row per view of the image, the same question and history in each (views.ts).
+    const prompts = [image, ...views].map((view) =>
+      this.#prompts.build({ task: 'understand', prompt: request.prompt, ...(view === undefined ? {} : { image: view }) }, request.history),
     );
-    this.#checkLength(promptIds.length, sampling.maxNewTokens, `maxNewTokens (${sampling.maxNewTokens})`);
+    const promptIds = prompts[0] as number[];
+    const longest = Math.max(...prompts.map((ids) => ids.length));
+    this.#checkLength(longest, sampling.maxNewTokens, `maxNewTokens (${sampling.maxNewTokens})`);
     const eos = new Set(m.tokens.eos);
     const pipeline = createPipeline({ settings: sampling, rng: new Rng(seed, RNG_STREAM.llm), context: promptIds });
     const answerIds = await this.#runLlm(
-      [promptIds],
-      guidedPick(pipeline, 1),
+      prompts,
+      views.length === 0 ? guidedPick(pipeline, 1) : averagedPick(pipeline),
       (token) => eos.has(token),
       sampling.maxNewTokens,
       clock,
@@ -374,6 +396,7 @@ export class TarModel {
       text: this.#bundle.tokenizer.decode(answerIds),
       answerIds,
       imageTokens: image,
+      imageViews: views,
       seed,
       timings: clock.finish(),
     };
@@ -551,25 +574,63 @@ export class TarModel {
     clock: RequestClock,
     request: CommonRequest,
   ): Promise<ImageTokens> {
+    return (await this.#imageViews(input, scale, [], clock, request)).image;
+  }
+
+  /**
+   * The image's tokens and its other views: bytes encoded at `scale` and at each of `viewScales` (decoded once);
+   * tokens as given, with the views they carry.
+   */
+  async #imageViews(
+    input: ImageInput,
+    scale: number,
+    viewScales: readonly number[],
+    clock: RequestClock,
+    request: CommonRequest,
+  ): Promise<{ image: ImageTokens; views: ImageTokens[] }> {
     if ('bytes' in input) {
-      request.onProgress?.({ stage: 'encode', done: 0, total: 1 });
-      const tokens = await this.#encode(input.bytes, scale, clock, request.signal);
-      request.onProgress?.({ stage: 'encode', done: 1, total: 1 });
-      return tokens;
+      for (const s of [scale, ...viewScales]) this.#scaleInfo(s, 'scale');
+      const total = 1 + viewScales.length;
+      request.onProgress?.({ stage: 'encode', done: 0, total });
+      const pixels = await this.#pixels(input.bytes, clock, request.signal);
+      const encoded: ImageTokens[] = [];
+      for (const s of [scale, ...viewScales]) {
+        encoded.push(await this.#encodePixels(pixels, s, clock, request.signal));
+        request.onProgress?.({ stage: 'encode', done: encoded.length, total });
+      }
+      return { image: encoded[0] as ImageTokens, views: encoded.slice(1) };
     }
     const image = { tokens: input.tokens, scale: input.scale };
     this.#prompts.checkImageTokens(image, 'image');
-    return image;
+    const views = (input.views ?? []).map((view, i) => {
+      const tokens = { tokens: view.tokens, scale: view.scale };
+      this.#prompts.checkImageTokens(tokens, `image.views[${i}]`);
+      return tokens;
+    });
+    return { image, views };
   }
 
   async #encode(bytes: Uint8Array, scale: number, clock: RequestClock, signal?: AbortSignal): Promise<ImageTokens> {
+    this.#scaleInfo(scale, 'scale');
+    return this.#encodePixels(await this.#pixels(bytes, clock, signal), scale, clock, signal);
+  }
+
+  /** Decoded, resized and normalised pixels of image bytes (the TA-Tok encoder's input). */
+  async #pixels(bytes: Uint8Array, clock: RequestClock, signal?: AbortSignal): Promise<Float32Array> {
+    this.#assertOpen();
+    checkAborted(signal);
+    const start = performance.now();
+    const pixels = await imageToPixels(bytes, this.manifest.image);
+    clock.t.encode += performance.now() - start;
+    return pixels;
+  }
+
+  async #encodePixels(pixels: Float32Array, scale: number, clock: RequestClock, signal?: AbortSignal): Promise<ImageTokens> {
     this.#assertOpen();
     const info = this.#scaleInfo(scale, 'scale');
     checkAborted(signal);
     const start = performance.now();
     const m = this.manifest;
-    const pixels = await imageToPixels(bytes, m.image);
-    checkAborted(signal);
     const size = m.image.inputSize;
     const run = await this.#bundle.graphs.taTokEncoder.run({
       pixels: floatTensor(graphDtype('taTokEncoder', m), pixels, [1, 3, size, size]),

@@ -152,6 +152,33 @@ describe('dialect CLI on the tiny random bundle', () => {
     assert.deepEqual(await readFile(join(dir, 'single.png')), await readFile(join(dir, 'q.png')));
   });
 
+  it('--views reads the image at more scales, as a flag and as a batch field; none reads it alone', async () => {
+    const question = { task: 'understand', image: 'in.png', prompt: 'Describe the image.', scale: 2 };
+    const lines = [
+      { id: 'alone', ...question },
+      { id: 'viewed', ...question, views: [1] },
+      { id: 'none', ...question, views: [] },
+      { id: 'unknown', ...question, views: [7] },
+      { id: 'bad', ...question, views: '1' },
+    ];
+    await writeFile(join(dir, 'views.jsonl'), lines.map((line) => JSON.stringify(line)).join('\n'));
+    const run = await dialect(['batch', 'views.jsonl'], dir);
+    const [alone, viewed, none, unknown, bad] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.notEqual(viewed?.text, alone?.text, 'the scale-1 view changes the random model\'s answer');
+    assert.equal(none?.text, alone?.text);
+    assert.match((unknown?.error as { message: string }).message, /viewScales must hold scales of the bundle \(1, 2, 3\), not 7/);
+    assert.match((bad?.error as { message: string }).message, /"views" must be an array of scales/);
+
+    const flag = await dialect(['understand', '--image', 'in.png', 'Describe the image.', '--scale', '2', '--views', '1'], dir);
+    assert.equal(flag.code, 0, flag.stderr);
+    assert.equal(flag.stdout.trim(), String(viewed?.text).trim());
+    const off = await dialect(['understand', '--image', 'in.png', 'Describe the image.', '--scale', '2', '--views', 'none'], dir);
+    assert.equal(off.stdout.trim(), String(alone?.text).trim());
+    const misplaced = await dialect(['generate', 'a red circle', '--out', 'v.png', '--views', '1'], dir);
+    assert.equal(misplaced.code, 2);
+    assert.match(misplaced.stderr, /generate takes no --views/);
+  });
+
   it('usage mistakes exit 2 with a message', async () => {
     const guidedQuestion = await dialect(['understand', '--image', 'in.png', 'what?', '--guidance', '2'], dir);
     assert.equal(guidedQuestion.code, 2);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  CI_SAMPLE, type EvalItem, type EvalSet, buildItems, formatMarkdown, formatTable, gradeItem, loadEvalSet,
+  CI_SAMPLE, type EvalItem, type EvalSet, batchLine, buildItems, formatMarkdown, formatTable, gradeItem, loadEvalSet,
   runEvaluation, sampleItems, summarise, TARGETS,
 } from '../../src/eval/index.ts';
 import {
@@ -50,7 +50,7 @@ describe('the committed eval set', () => {
     assert.equal(count('describe'), 1000);
     assert.equal(count('round-trip'), 1000);
     const understandRecords = set.records.filter((r) => r.type === 'understand').length;
-    assert.equal(count('question-scales'), 2 * understandRecords);
+    assert.equal(count('question-scales'), 3 * understandRecords);
     assert.equal(count('round-trip-scales'), 2 * understandRecords);
     assert.ok(count('questions') > 500 && count('generate') > 300 && count('edit') > 500,
       `questions ${count('questions')}, generate ${count('generate')}, edit ${count('edit')}`);
@@ -80,6 +80,24 @@ describe('the committed eval set', () => {
     const oneObject = a.filter((i) => i.task === 'generate' && i.constraints.objects.length === 1).length;
     assert.equal(oneObject, CI_SAMPLE['generate-1']);
     assert.equal(buildItems(set, { limit: 10 }).every((i) => i.record < 1_000_000_010), true);
+  });
+
+  it('asks the scale probe at one view, and every other question as the model or the run reads images', () => {
+    type Question = Extract<EvalItem, { task: 'understand' }>;
+    const question = items.find((i) => i.set === 'questions' && i.origin === 'record') as Question;
+    const probe = items.filter((i): i is Question => i.set === 'question-scales' && i.record === question.record);
+    assert.deepEqual(probe.map((i) => i.scale), [1, 2, 3]);
+    for (const item of probe) {
+      assert.deepEqual(batchLine(item, { understandingScale: 3, views: [2] }), {
+        id: item.id, seed: item.seed, scale: item.scale, views: [], task: 'understand', image: item.image, prompt: item.question,
+      });
+    }
+    const plain = batchLine(question);
+    assert.equal('scale' in plain || 'views' in plain, false, 'the bundle decides');
+    const chosen = batchLine(question, { understandingScale: 3, views: [2], guidance: 2 });
+    assert.equal(chosen.scale, 3);
+    assert.deepEqual(chosen.views, [2]);
+    assert.equal('guidance' in chosen, false, 'guidance is for generations and edits');
   });
 });
 
@@ -144,7 +162,9 @@ describe('a run through dialect batch on the tiny random bundle', () => {
     assert.equal(m('generate.multi-object')?.count, 2);
     assert.equal(m('edit')?.count, 3);
     assert.equal(m('round-trip')?.count, 2);
-    assert.equal((m('understand.scale.1')?.count ?? 0) + (m('understand.scale.3')?.count ?? 0), 2);
+    assert.equal(report.understandingScale, 2, 'a bundle without `understanding` reads at its default scale');
+    assert.deepEqual(report.views, []);
+    assert.equal([1, 2, 3].reduce((n, s) => n + (m(`understand.scale.${s}`)?.count ?? 0), 0), 2);
     assert.equal((m('round-trip.scale.1')?.count ?? 0) + (m('round-trip.scale.3')?.count ?? 0), 2);
     // Every request came back and was graded (no error lines): wrong answers, not broken plumbing.
     for (const f of report.failures) {

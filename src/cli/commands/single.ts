@@ -12,6 +12,13 @@ import { UsageError } from '../usage-error.ts';
 
 type Task = CliRequest['task'];
 
+/** `--views 2,3` (or `--views none`): the scales of understanding's other views of the image. */
+function parseViews(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'none') return [];
+  return text.split(',').map((part) => parseOptionalInteger('--views', part, 1, 16) as number);
+}
+
 /** `dialect understand | generate | edit | reconstruct`: one request, the answer on stdout. */
 export async function runSingle(task: Task, argv: readonly string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -34,6 +41,8 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   };
   const temperature = parseOptionalNumber('--temperature', values.temperature, 0, MAX_TEMPERATURE);
   const guidance = parseOptionalNumber('--guidance', values.guidance, 0, MAX_GUIDANCE);
+  const views = parseViews(values.views);
+  if (views !== undefined && task !== 'understand') throw new UsageError(`${task} takes no --views`);
   if (temperature !== undefined && task === 'reconstruct') throw new UsageError('reconstruct takes no --temperature');
   if (guidance !== undefined && task !== 'generate' && task !== 'edit') throw new UsageError(`${task} takes no --guidance`);
   const withSeed = seed === undefined ? {} : { seed };
@@ -43,7 +52,7 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   let request: CliRequest;
   switch (task) {
     case 'understand':
-      request = { task, image: need('image'), prompt, ...withSeed, ...withScale, ...withTemperature };
+      request = { task, image: need('image'), prompt, ...withSeed, ...withScale, ...(views === undefined ? {} : { views }), ...withTemperature };
       break;
     case 'generate':
       request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance };

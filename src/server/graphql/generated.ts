@@ -199,6 +199,8 @@ export type ModelInfo = {
   imageSize: Scalars['Int']['output'];
   name: Scalars['String']['output'];
   scales: Array<ScaleInfo>;
+  /** The scale at which an uploaded image is encoded for understanding (a model may read images best at another scale than it writes them). */
+  understandingScale: Scalars['Int']['output'];
   version: Scalars['String']['output'];
 };
 
@@ -804,6 +806,7 @@ export type ModelInfoResolvers<ContextType = Context, ParentType extends Resolve
   imageSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   scales?: Resolver<Array<ResolversTypes['ScaleInfo']>, ParentType, ContextType>;
+  understandingScale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 

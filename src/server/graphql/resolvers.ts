@@ -166,6 +166,7 @@ export const resolvers: Resolvers = {
         version: info.version,
         scales: info.scales,
         defaultScale: info.defaultScale,
+        understandingScale: info.understanding.scale,
         imageSize: info.imageSize,
         experimental: info.experimental.map((t) => t.toUpperCase()).filter((t): t is Task => t === 'UNDERSTAND' || t === 'GENERATE' || t === 'EDIT'),
         defaults: {

@@ -97,8 +97,7 @@ export class TurnService {
     this.#checkPrompt(request.prompt);
     const admission = this.#admit(userId);
     try {
-      const image =
-        task === 'generate' ? undefined : await this.#image(userId, request.image, settings.scale ?? this.model.manifest.defaultScale);
+      const image = task === 'generate' ? undefined : await this.#image(userId, request.image, settings.scale ?? this.#uploadScale(task));
       const { conversation, parentId } = await this.#place(userId, request);
       const wait = request.wait ?? true;
       // A request that waits starts on the model at once when the runner is idle enough, while its turn is written.
@@ -288,6 +287,15 @@ export class TurnService {
     if (Object.keys(sampling).length > 0) settings.sampling = sampling;
     if (Object.keys(detok).length > 0) settings.detokSampling = detok;
     return settings;
+  }
+
+  /**
+   * The scale an upload is encoded at when the request names none: understanding's (a bundle may read images best at
+   * another scale than it writes them), or for an edit the output's scale, as the model runtime does.
+   */
+  #uploadScale(task: Task): number {
+    const info = this.model.info();
+    return task === 'understand' ? info.understanding.scale : info.defaultScale;
   }
 
   /** The input image: one of the user's stored images, or an upload encoded to tokens now (its tokens are stored). */
