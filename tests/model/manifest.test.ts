@@ -76,6 +76,22 @@ describe('parseManifest', () => {
     assert.equal(m.templates.unconditionalPrompt, undefined, 'the runtime reads absent as ""');
   });
 
+  it('reads a bundle without an understanding section at its default scale, with no other views', () => {
+    assert.equal(good.understanding, undefined);
+    assert.deepEqual(parseManifest(structuredClone(good)).understanding, { scale: 2, viewScales: [] });
+    const m = structuredClone(good);
+    m.understanding = { scale: 3, viewScales: [1] };
+    assert.deepEqual(parseManifest(m).understanding, { scale: 3, viewScales: [1] });
+  });
+
+  it('checks the understanding section against the scales', () => {
+    assert.match(problems((m) => (m.understanding = { scale: 4 })), /understanding\.scale: must be one of the scales \(1, 2, 3\), found 4/);
+    assert.match(problems((m) => (m.understanding = { viewScales: [1, 5] })), /understanding\.viewScales\[1\]: must be one of the scales/);
+    assert.match(problems((m) => (m.understanding = { viewScales: [1, 1] })), /understanding\.viewScales\[1\]: repeats scale 1/);
+    assert.match(problems((m) => (m.understanding = { viewScales: 3 })), /understanding\.viewScales: must be an array/);
+    assert.match(problems((m) => (m.understanding = 'scale 3')), /understanding: must be an object/);
+  });
+
   it('rejects a non-object', () => {
     assert.throws(() => parseManifest([]), /\(root\): must be an object, found an array/);
   });
