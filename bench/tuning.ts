@@ -1,0 +1,54 @@
+// Shared by the tuning benchmarks (bench:guidance, bench:understanding): each evaluates one bundle setting per row on
+// a TUNING set (an eval set drawn from seeds that eval/shapes does not use, so that the held-out figures stay held
+// out) and prints the chosen metrics, one row per setting.
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { DEFAULT_EVAL_DIR, type EvalOptions, type EvalReport, runEvaluation } from '../src/eval/index.ts';
+
+/** The tuning set's folder; refuses none and the held-out set. */
+export function tuningSet(evalDir: string | undefined): string {
+  if (evalDir === undefined) throw new Error('--eval DIR is required (a tuning set, not eval/shapes)');
+  if (resolve(evalDir) === resolve(DEFAULT_EVAL_DIR)) {
+    throw new Error('eval/shapes is the held-out set of the published figures: tune on another set (see the header)');
+  }
+  return evalDir;
+}
+
+export interface Sweep<S> {
+  /** Column title of the setting, and how a setting is named in its row. */
+  setting: string;
+  name: (setting: S) => string;
+  /** The settings, each evaluated with `options(setting)` added to the common options. */
+  settings: readonly S[];
+  common: EvalOptions;
+  options: (setting: S) => EvalOptions;
+  /** Metric ids and their column titles. */
+  rows: readonly (readonly [string, string])[];
+  /** Where the summary goes as JSON (each setting's record plus its metrics). */
+  json?: string | undefined;
+  record: (setting: S) => Record<string, unknown>;
+  width: number;
+}
+
+function cell(report: EvalReport, id: string): string {
+  const metric = report.metrics.find((m) => m.id === id);
+  if (metric === undefined || metric.count === 0) return '—';
+  return `${metric.correct}/${metric.count} ${(100 * (metric.value ?? 0)).toFixed(1)}%`;
+}
+
+/** Runs the sweep, printing each row as its evaluation ends. */
+export async function runSweep<S>(sweep: Sweep<S>): Promise<void> {
+  const line = (cells: string[]) => process.stdout.write(`${cells.map((c) => c.padStart(sweep.width)).join('')}\n`);
+  line([sweep.setting, ...sweep.rows.map(([, label]) => label)]);
+  const summary = [];
+  for (const setting of sweep.settings) {
+    const report = await runEvaluation({ ...sweep.common, ...sweep.options(setting) });
+    line([sweep.name(setting), ...sweep.rows.map(([id]) => cell(report, id))]);
+    summary.push({
+      ...sweep.record(setting),
+      evalSet: report.evalSet,
+      metrics: Object.fromEntries(sweep.rows.map(([id]) => [id, report.metrics.find((m) => m.id === id)])),
+    });
+  }
+  if (sweep.json !== undefined) await writeFile(sweep.json, `${JSON.stringify(summary, null, 2)}\n`);
+}
