@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import {
   detectImage, gradeAnswer, gradeEdit, gradeGeneration, gradeRoundTrip, parseDescription, sameScene,
 } from '../shapes/index.ts';
+import { parseManifest, understandingOf } from '../model/manifest.ts';
 import { type EvalItem, type EvalSet, type ItemSet, type SampleSpec, buildItems, loadEvalSet, sampleItems } from './eval-set.ts';
 import { type EvalReport, type GradedItem, type RunInfo, summarise } from './report.ts';
 
@@ -65,12 +66,13 @@ export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Recor
   const guided = overrides.guidance === undefined ? {} : { guidance: overrides.guidance };
   switch (item.task) {
     case 'understand': {
-      // The scale probe reads each scale alone; the other items read the image as the model (or the override) does.
+      // The scale probe reads each scale alone; the other items read the image as the model (or the override) does,
+      // at their own scale when they name one.
       const reading =
         item.set === 'question-scales'
           ? { views: [] }
           : {
-              ...(overrides.understandingScale === undefined ? {} : { scale: overrides.understandingScale }),
+              ...(overrides.understandingScale === undefined || item.scale !== undefined ? {} : { scale: overrides.understandingScale }),
               ...(overrides.views === undefined ? {} : { views: overrides.views }),
             };
       return { ...common, ...reading, task: 'understand', image: item.image, prompt: item.question };
@@ -163,18 +165,9 @@ export async function gradeItem(item: EvalItem, answer: BatchAnswer | undefined,
 /** The bundle's default scale and understanding reading, for the report's labels (undefined when unreadable). */
 async function readScales(model: string): Promise<Pick<RunInfo, 'defaultScale' | 'understandingScale' | 'views'>> {
   try {
-    const manifest = JSON.parse(await readFile(join(model, 'manifest.json'), 'utf8')) as {
-      defaultScale?: unknown;
-      understanding?: { scale?: unknown; viewScales?: unknown };
-    };
-    const defaultScale = typeof manifest.defaultScale === 'number' ? manifest.defaultScale : undefined;
-    const scale = manifest.understanding?.scale;
-    const views = manifest.understanding?.viewScales;
-    return {
-      defaultScale,
-      understandingScale: typeof scale === 'number' ? scale : defaultScale,
-      views: Array.isArray(views) ? (views as number[]) : [],
-    };
+    const manifest = parseManifest(JSON.parse(await readFile(join(model, 'manifest.json'), 'utf8')));
+    const { scale, viewScales } = understandingOf(manifest);
+    return { defaultScale: manifest.defaultScale, understandingScale: scale, views: viewScales };
   } catch {
     return { defaultScale: undefined, understandingScale: undefined, views: [] };
   }

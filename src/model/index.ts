@@ -22,6 +22,7 @@ export { ThreadedTarModel, type Model } from './thread/threaded-model.ts';
 export type { ImageTokens, Turn, Task } from './prompt.ts';
 export type { TextSampling, ImageSampling, DetokSampling, SamplingSettings } from './sampling.ts';
 export type { Manifest, ScaleInfo } from './manifest.ts';
+export { parseManifest, understandingOf } from './manifest.ts';
 export type { LoadProgress } from './bundle.ts';
 export type { ExecutionProvider } from './onnx-backend.ts';
 export type { BatcherStats } from './decoder.ts';

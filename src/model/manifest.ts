@@ -401,16 +401,15 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
   const manifest = m as unknown as Manifest;
   // Absent optional fields read as their defaults, on a copy: the caller's JSON stays as it was.
   const imageSampling = { ...manifest.sampling.image, cfgScale: manifest.sampling.image.cfgScale ?? 1 };
-  const understanding = {
+  return { ...manifest, sampling: { ...manifest.sampling, image: imageSampling } };
+}
+
+/** How understanding reads an image given as pixels, absent fields read as their defaults (a fresh copy). */
+export function understandingOf(manifest: Manifest): { scale: number; viewScales: number[] } {
+  return {
     scale: manifest.understanding?.scale ?? manifest.defaultScale,
     viewScales: [...(manifest.understanding?.viewScales ?? [])],
   };
-  return { ...manifest, understanding, sampling: { ...manifest.sampling, image: imageSampling } };
-}
-
-/** The scale at which understanding encodes an image given as pixels (`understanding.scale`, else `defaultScale`). */
-export function understandingScale(manifest: Manifest): number {
-  return manifest.understanding?.scale ?? manifest.defaultScale;
 }
 
 /** The scale entry for `scale`, or undefined when the bundle lacks it. */

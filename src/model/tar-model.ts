@@ -6,7 +6,7 @@ import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, typ
 import { type PositionRule, positionRule } from './positions.ts';
 import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, PromptTooLongError } from './errors.ts';
 import { imageToPixels, pixelsToPng } from './images.ts';
-import { findScale, type Manifest, type ScaleInfo, understandingScale } from './manifest.ts';
+import { findScale, type Manifest, type ScaleInfo, understandingOf } from './manifest.ts';
 import { type ExecutionProvider, floatTensor, int64Tensor, readFloat32, readInt64 } from './onnx-backend.ts';
 import { type ImageTokens, PromptBuilder, type PromptRequest, type Turn } from './prompt.ts';
 import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
@@ -338,7 +338,7 @@ export class TarModel {
       experimental: [...m.experimental],
       scales: m.scales.map((s) => ({ ...s })),
       defaultScale: m.defaultScale,
-      understanding: { scale: understandingScale(m), viewScales: [...(m.understanding?.viewScales ?? [])] },
+      understanding: understandingOf(m),
       imageSize: m.vq.outputSize,
       defaults: structuredClone(m.sampling),
       provider: this.#provider,
@@ -368,8 +368,7 @@ export class TarModel {
     const seed = resolveSeed(request.seed);
     const sampling = resolveSettings('sampling', m.sampling.text, request.sampling);
     checkPrompt(request.prompt);
-    const scale = request.scale ?? understandingScale(m);
-    this.#scaleInfo(scale, 'scale');
+    const scale = request.scale ?? understandingOf(m).scale;
     const viewScales = resolveViewScales(m, scale, request.viewScales);
     const { image, views } =
       request.image === undefined

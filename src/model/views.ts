@@ -2,24 +2,24 @@
  * Views of an image for understanding.
  *
  * TA-Tok encodes the same pixels at every scale (81, 16 or 9 tokens for the shapes bundle), and the LLM was trained
- * to answer from each. The scales make different mistakes: the pooling that keeps 9 tokens loses detail, the one
- * that keeps 16 blurs other things, so reading one question from several encodings of the image — one prompt row
- * per view, every row fed the same answer, their logits averaged at each step — answers more questions right than
- * any one scale (docs/model-card.md, "Views"). It costs one more encoder run and one more decoder row per view.
+ * to answer from each, but no scale carries everything: reading one question from several encodings of the image —
+ * one prompt row per view, every row fed the same answer, their logits averaged at each step — answered more of the
+ * shapes bundle's questions right than its best single scale did (docs/model-card.md, "The shipped bundle (1.3.2)").
+ * It costs one more encoder run and one more decoder row per view.
  *
  * Only an image given as pixels can be encoded again: an image known only by its tokens (generated, or stored) is
  * read from the views that come with it, so a server that wants the same answers later stores an upload's views
  * beside its tokens.
  */
 import { InvalidRequestError } from './errors.ts';
-import { findScale, type Manifest } from './manifest.ts';
+import { findScale, type Manifest, understandingOf } from './manifest.ts';
 
 /**
  * The scales of an understanding request's extra views: the request's `viewScales` or the manifest's
  * `understanding.viewScales`, less the image's own scale (that view is the image itself) and repeats.
  */
 export function resolveViewScales(manifest: Manifest, scale: number, requested?: readonly number[]): number[] {
-  const scales = requested ?? manifest.understanding?.viewScales ?? [];
+  const scales = requested ?? understandingOf(manifest).viewScales;
   if (!Array.isArray(scales)) throw new InvalidRequestError('viewScales must be an array of scales');
   const known = manifest.scales.map((s) => s.scale);
   const out: number[] = [];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { BundleError } from '../../src/model/errors.ts';
-import { parseManifest } from '../../src/model/manifest.ts';
+import { parseManifest, understandingOf } from '../../src/model/manifest.ts';
 import { tinyManifest } from './helpers.ts';
 
 let good: any;
@@ -78,10 +78,10 @@ describe('parseManifest', () => {
 
   it('reads a bundle without an understanding section at its default scale, with no other views', () => {
     assert.equal(good.understanding, undefined);
-    assert.deepEqual(parseManifest(structuredClone(good)).understanding, { scale: 2, viewScales: [] });
+    assert.deepEqual(understandingOf(parseManifest(structuredClone(good))), { scale: 2, viewScales: [] });
     const m = structuredClone(good);
     m.understanding = { scale: 3, viewScales: [1] };
-    assert.deepEqual(parseManifest(m).understanding, { scale: 3, viewScales: [1] });
+    assert.deepEqual(understandingOf(parseManifest(m)), { scale: 3, viewScales: [1] });
   });
 
   it('checks the understanding section against the scales', () => {

@@ -10,7 +10,7 @@ import { getImage } from '../../db/images.ts';
 import type { Job } from '../../db/jobs.ts';
 import { getLatestTurnId } from '../../db/server-queries.ts';
 import { startTurn } from '../../db/turn-writes.ts';
-import type { ImageTokens, Model } from '../../model/index.ts';
+import { type ImageTokens, type Model, understandingOf } from '../../model/index.ts';
 import type { Limits } from '../config.ts';
 import { toUserError, UserFailure } from '../errors.ts';
 import type { ImageInput, ImageSamplingInput, TextSamplingInput } from '../graphql/generated.ts';
@@ -294,8 +294,8 @@ export class TurnService {
    * another scale than it writes them), or for an edit the output's scale, as the model runtime does.
    */
   #uploadScale(task: Task): number {
-    const info = this.model.info();
-    return task === 'understand' ? info.understanding.scale : info.defaultScale;
+    const manifest = this.model.manifest;
+    return task === 'understand' ? understandingOf(manifest).scale : manifest.defaultScale;
   }
 
   /** The input image: one of the user's stored images, or an upload encoded to tokens now (its tokens are stored). */
