@@ -42,6 +42,8 @@ export interface ExportedImage {
   scale: number;
   codebookSize: number;
   tokens: number[];
+  /** The image's tokens at other scales (an upload's views); absent in exports made before views existed. */
+  views: { scale: number; tokens: number[] }[];
   renderSeed: number | null;
   modelName: string;
   modelVersion: string;
@@ -139,6 +141,7 @@ export async function exportHistory(database: Database, userId: string, options:
         scale: image.scale,
         codebookSize: image.codebookSize,
         tokens: image.tokens,
+        views: image.views,
         renderSeed: image.renderSeed,
         modelName: image.modelName,
         modelVersion: image.modelVersion,
@@ -232,6 +235,7 @@ export async function importHistory(database: Database, document: unknown, optio
         origin: image.origin,
         tokens: image.tokens,
         scale: image.scale,
+        views: image.views,
         codebookSize: image.codebookSize,
         width: image.width,
         height: image.height,
@@ -440,6 +444,13 @@ export function parseExport(document: unknown): DialectExport {
       scale: integer(image.scale, `${path}.scale`),
       codebookSize: integer(image.codebookSize, `${path}.codebookSize`),
       tokens,
+      views: list(image.views ?? [], `${path}.views`).map((view, at) => {
+        const entry = object(view, `${path}.views[${at}]`);
+        return {
+          scale: integer(entry.scale, `${path}.views[${at}].scale`),
+          tokens: list(entry.tokens, `${path}.views[${at}].tokens`).map((token, k) => integer(token, `${path}.views[${at}].tokens[${k}]`)),
+        };
+      }),
       renderSeed: integer(image.renderSeed ?? null, `${path}.renderSeed`, true),
       modelName: text(image.modelName, `${path}.modelName`, LIMITS.modelName),
       modelVersion: text(image.modelVersion, `${path}.modelVersion`, LIMITS.modelVersion),

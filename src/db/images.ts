@@ -4,7 +4,7 @@ import type { Database, Db } from './client.ts';
 import { DbError, notFound } from './errors.ts';
 import { checkText, beforeCursor, guard, LIMITS, pageSize, toPage, type Page } from './guard.ts';
 import { checkId, newId } from './ids.ts';
-import { images, turnImages, type ImageOrigin, type ImageRow } from './schema/index.ts';
+import { images, turnImages, type ImageOrigin, type ImageRow, type ImageView } from './schema/index.ts';
 import { contentHash, decodeTokens, encodeTokens } from './tokens.ts';
 
 /** An image without its tokens or PNG: what listings and conversations carry. */
@@ -29,6 +29,8 @@ export interface ImageSummary {
 /** An image with its tokens, enough to re-render it: `TarModel.renderImage({ tokens, scale, seed: renderSeed })`. */
 export interface Image extends ImageSummary {
   tokens: number[];
+  /** The same image's tokens at other scales, read with `tokens` when it is asked about ([] for none). */
+  views: ImageView[];
 }
 
 /** A new image, as the model runtime reports it (`GeneratedImage`, or the tokens of an upload). */
@@ -47,6 +49,8 @@ export interface NewImage {
   parentImageId?: string | null;
   /** PNG bytes: the upload as sent, or the rendered pixels (a cache). */
   png?: Buffer | null;
+  /** An upload's tokens at other scales (each scale once, not `scale`); default none. */
+  views?: ImageView[];
 }
 
 export const summaryColumns = {
@@ -83,7 +87,24 @@ export function toImage(row: ImageRow): Image {
     hasPng: row.png !== null,
     createdAt: row.createdAt,
     tokens: decodeTokens(row.tokens),
+    views: row.views,
   };
+}
+
+/** Checks an image's other views (the same checks as its tokens; each scale once, not the image's own). */
+function checkViews(views: readonly ImageView[], scale: number, codebookSize: number): ImageView[] {
+  if (views.length > 16) throw new DbError('FIELD_TOO_LONG', `${views.length} views, at most 16`, { field: 'views' });
+  const seen = new Set([scale]);
+  return views.map((view) => {
+    if (!Number.isInteger(view.scale) || view.scale < 1 || view.scale > 16 || seen.has(view.scale)) {
+      throw new DbError('INVALID_INPUT', `a view's scale must be an integer in [1, 16], each once and not the image's own`, {
+        field: 'views',
+      });
+    }
+    seen.add(view.scale);
+    encodeTokens(view.tokens, codebookSize);
+    return { scale: view.scale, tokens: [...view.tokens] };
+  });
 }
 
 /** Validates a new image and makes its row (tokens packed, hash computed). Throws before any write. */
@@ -108,6 +129,7 @@ export function imageRow(userId: string, input: NewImage, id = newId()): typeof 
   if (input.png !== undefined && input.png !== null && input.png.length > LIMITS.pngBytes) {
     throw new DbError('FIELD_TOO_LONG', `PNG of ${input.png.length} bytes, at most ${LIMITS.pngBytes}`, { field: 'png' });
   }
+  const views = checkViews(input.views ?? [], input.scale, input.codebookSize);
   const renderSeed = input.renderSeed ?? null;
   if (renderSeed !== null && (!Number.isSafeInteger(renderSeed) || renderSeed < 0)) {
     throw new DbError('INVALID_INPUT', 'renderSeed must be a non-negative safe integer', { field: 'renderSeed' });
@@ -122,6 +144,7 @@ export function imageRow(userId: string, input: NewImage, id = newId()): typeof 
     tokens,
     tokenCount: input.tokens.length,
     scale: input.scale,
+    views,
     codebookSize: input.codebookSize,
     renderSeed,
     modelName: input.modelName,

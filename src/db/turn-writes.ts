@@ -62,7 +62,7 @@ function summaryOf(row: Row, prefix: string): ImageSummary {
 }
 
 const IMAGE_COLUMNS = sql.raw(
-  'id, user_id, origin, parent_image_id, width, height, tokens, token_count, scale, codebook_size, render_seed, model_name, model_version, content_hash, png',
+  'id, user_id, origin, parent_image_id, width, height, tokens, token_count, scale, views, codebook_size, render_seed, model_name, model_version, content_hash, png',
 );
 const SUMMARY = (alias: string, prefix: string) =>
   sql.raw(
@@ -74,7 +74,7 @@ const SUMMARY = (alias: string, prefix: string) =>
 
 /** One image row as a SQL VALUES tuple, every value typed. */
 function imageValues(row: ReturnType<typeof imageRow>, parent: SQL): SQL {
-  return sql`(${row.id}::uuid, ${row.userId}::uuid, ${row.origin}::text, ${parent}, ${row.width}::int, ${row.height}::int, ${row.tokens}::bytea, ${row.tokenCount}::int, ${row.scale}::smallint, ${row.codebookSize}::int, ${row.renderSeed ?? null}::bigint, ${row.modelName}::text, ${row.modelVersion}::text, ${row.contentHash}::text, ${row.png ?? null}::bytea)`;
+  return sql`(${row.id}::uuid, ${row.userId}::uuid, ${row.origin}::text, ${parent}, ${row.width}::int, ${row.height}::int, ${row.tokens}::bytea, ${row.tokenCount}::int, ${row.scale}::smallint, ${JSON.stringify(row.views ?? [])}::jsonb, ${row.codebookSize}::int, ${row.renderSeed ?? null}::bigint, ${row.modelName}::text, ${row.modelVersion}::text, ${row.contentHash}::text, ${row.png ?? null}::bytea)`;
 }
 
 /**

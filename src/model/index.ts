@@ -3,6 +3,7 @@ export {
   TarModel,
   type TarModelOptions,
   type ImageInput,
+  type ImageWithViews,
   type ProgressStage,
   type ProgressEvent,
   type Timings,
@@ -23,6 +24,7 @@ export type { ImageTokens, Turn, Task } from './prompt.ts';
 export type { TextSampling, ImageSampling, DetokSampling, SamplingSettings } from './sampling.ts';
 export type { Manifest, ScaleInfo } from './manifest.ts';
 export { parseManifest, understandingOf } from './manifest.ts';
+export { storedViewScales } from './views.ts';
 export type { LoadProgress } from './bundle.ts';
 export type { ExecutionProvider } from './onnx-backend.ts';
 export type { BatcherStats } from './decoder.ts';

@@ -45,7 +45,10 @@ export interface TarModelOptions {
  * encoder), which may carry the same image's tokens at other scales (`views`, as `understand` returns them in
  * `imageViews`) for an understanding request to read as well.
  */
-export type ImageInput = { bytes: Uint8Array } | (ImageTokens & { views?: ImageTokens[] });
+export type ImageInput = { bytes: Uint8Array } | ImageWithViews;
+
+/** An image's tokens, with the same image's tokens at other scales when it has them (views.ts). */
+export type ImageWithViews = ImageTokens & { views?: ImageTokens[] };
 
 export type ProgressStage = 'encode' | 'prefill' | 'decode' | 'detokenize' | 'vq-decode';
 

@@ -15,6 +15,17 @@ import { InvalidRequestError } from './errors.ts';
 import { findScale, type Manifest, understandingOf } from './manifest.ts';
 
 /**
+ * The scales at which to keep views of an upload stored at `scale`: the bundle's whole reading (its understanding
+ * scale and view scales) less `scale`. Read back with them, a stored image is read from the same encodings as an
+ * upload asked about at the understanding scale, whatever scale it was stored at (an edit's input is stored at the
+ * edit's scale).
+ */
+export function storedViewScales(manifest: Manifest, scale: number): number[] {
+  const { scale: reading, viewScales } = understandingOf(manifest);
+  return [...new Set([reading, ...viewScales])].filter((s) => s !== scale);
+}
+
+/**
  * The scales of an understanding request's extra views: the request's `viewScales` or the manifest's
  * `understanding.viewScales`, less the image's own scale (that view is the image itself) and repeats.
  */

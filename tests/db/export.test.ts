@@ -21,6 +21,7 @@ import { forEachDriver } from './harness.ts';
 import { makeUser, rejectsWith, RESULT, tokensImage } from './fixtures.ts';
 
 const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+const UPLOAD_VIEWS = [{ scale: 3, tokens: [7, 8, 9, 10, 11, 12, 13, 14, 15] }];
 
 /** A conversation with a tree of turns, an upload, an edit chain, a cached and an uncached PNG, a queued turn. */
 async function history(database: Database, userId: string, title: string) {
@@ -37,7 +38,7 @@ async function history(database: Database, userId: string, title: string) {
     parentId: root.turn.id,
     task: 'edit',
     prompt: 'make it blue',
-    inputImages: [{ imageId: root.turn.outputImages[0]!.id }, { image: tokensImage({ png: PNG }) }],
+    inputImages: [{ imageId: root.turn.outputImages[0]!.id }, { image: tokensImage({ png: PNG, views: UPLOAD_VIEWS }) }],
     result: { ...RESULT, outputImages: [tokensImage({ origin: 'edited', tokens: [9, 9], png: PNG })] },
   });
   await addTurn(database, userId, { conversationId: conversation.id, parentId: root.turn.id, task: 'understand', prompt: 'what is it?', result: { ...RESULT, answer: 'A red circle.' } });
@@ -102,6 +103,8 @@ forEachDriver((context) => {
     for (const turn of before.turns) turn.outputs.forEach((output) => (output[2] = true));
     assert.deepEqual(after, before);
     assert.deepEqual((await getImage(database, user.id, generated.id)).tokens, [1, 2, 3, 4]);
+    const upload = (await getConversation(database, user.id, conversation.id)).turns[1]!.inputImages[1]!;
+    assert.deepEqual((await getImage(database, user.id, upload.id)).views, UPLOAD_VIEWS, "the upload's views came back");
     assert.deepEqual(await getImagePng(database, user.id, generated.id), PNG);
     assert.equal((await getConversation(database, user.id, conversation.id)).turns[3]!.errorCode, 'INTERRUPTED');
 

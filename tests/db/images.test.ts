@@ -74,6 +74,27 @@ forEachDriver((context) => {
     assert.deepEqual(await getImagePng(database, user.id, image.id), png, "the stranger's write changed nothing");
   });
 
+  test("an upload keeps its views; a view that repeats a scale or holds a foreign code is refused", async () => {
+    const { database } = context;
+    const user = await makeUser(database);
+    const conversation = await createConversation(database, user.id, { title: 'views' });
+    const views = [{ scale: 2, tokens: Array.from({ length: 16 }, (_, i) => i * 3) }, { scale: 3, tokens: [1, 2, 3, 4, 5, 6, 7, 8, 9] }];
+    const { turn } = await addTurn(database, user.id, {
+      conversationId: conversation.id, task: 'understand', prompt: 'what is it?', inputImages: [{ image: tokensImage({ views }) }],
+    });
+    assert.deepEqual((await getImage(database, user.id, turn.inputImages[0]!.id)).views, views);
+    const { turn: plain } = await addTurn(database, user.id, {
+      conversationId: conversation.id, task: 'understand', prompt: 'and this?', inputImages: [{ image: tokensImage({ tokens: [4, 5] }) }],
+    });
+    assert.deepEqual((await getImage(database, user.id, plain.inputImages[0]!.id)).views, [], 'none by default');
+    for (const bad of [[{ scale: 1, tokens: [1] }], [{ scale: 2, tokens: [1] }, { scale: 2, tokens: [2] }], [{ scale: 2, tokens: [512] }]]) {
+      await rejectsWith(
+        addTurn(database, user.id, { conversationId: conversation.id, task: 'understand', prompt: 'bad', inputImages: [{ image: tokensImage({ views: bad }) }] }),
+        'INVALID_INPUT',
+      );
+    }
+  });
+
   test("a user's images page newest first and filter by origin", async () => {
     const { database } = context;
     const user = await makeUser(database);

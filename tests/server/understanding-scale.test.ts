@@ -1,8 +1,10 @@
 /**
- * A bundle may read images best at another scale than it writes them (the manifest's `understanding.scale`,
- * src/model/views.ts): the server encodes an upload that is to be understood at that scale, an upload that is to be
- * edited at the output's scale, and a request's own `scale` wins over both. In-process GraphQL on PGlite, with a copy
- * of the tiny bundle that reads at scale 3 and writes at scale 2.
+ * A bundle may read images best at another scale than it writes them, and from several views (the manifest's
+ * `understanding`, src/model/views.ts): the server encodes an upload that is to be understood at the reading scale,
+ * an upload that is to be edited at the output's scale, a request's own `scale` winning over both, and stores the
+ * upload's tokens at the bundle's other reading scales as its views, so that a question asked again about the stored
+ * image reads what the first one read. In-process GraphQL on PGlite, with a copy of the tiny bundle that reads at
+ * scale 3 with a scale-2 view and writes at scale 2.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +14,7 @@ import { loadConfig } from '../../src/server/config.ts';
 import { createLogger } from '../../src/server/logging.ts';
 import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
 import { bundleCopy } from '../model/helpers.ts';
+import { getImage } from '../../src/db/images.ts';
 import { exec, freshUser, LogSink, pngBase64, TURN_FIELDS } from './helpers.ts';
 
 const UNDERSTAND = `mutation($input: UnderstandInput!) { understand(input: $input) { ${TURN_FIELDS} } }`;
@@ -25,7 +28,7 @@ describe('the scale an upload is encoded at', () => {
 
   before(async () => {
     const copy = await bundleCopy((m) => {
-      m.understanding = { scale: 3 };
+      m.understanding = { scale: 3, viewScales: [2] };
     });
     cleanup = copy.cleanup;
     model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1 });
@@ -42,8 +45,8 @@ describe('the scale an upload is encoded at', () => {
 
   it("is the model's understanding scale for a question, its default scale for an edit, the request's when given", async () => {
     const user = freshUser();
-    const info = await exec(server, '{ model { defaultScale understandingScale } }', {}, user);
-    assert.deepEqual({ ...info.data.model }, { defaultScale: 2, understandingScale: 3 });
+    const info = await exec(server, '{ model { defaultScale understandingScale understandingViewScales } }', {}, user);
+    assert.deepEqual(JSON.parse(JSON.stringify(info.data.model)), { defaultScale: 2, understandingScale: 3, understandingViewScales: [2] });
     const image = { base64: await pngBase64() };
     const asked = await exec(server, UNDERSTAND, { input: { prompt: 'Describe the image.', image } }, user);
     assert.deepEqual(asked.data.understand.errors, []);
@@ -54,5 +57,30 @@ describe('the scale an upload is encoded at', () => {
     assert.equal(edited.data.edit.turn.inputImage.scale, 2);
     const chosen = await exec(server, UNDERSTAND, { input: { prompt: 'Describe the image.', image, scale: 1 } }, user);
     assert.equal(chosen.data.understand.turn.inputImage.scale, 1);
+  });
+
+  it("stores an upload's views and reads them with it: the same answer as the runtime's, first time and later", async () => {
+    const user = freshUser();
+    const base64 = await pngBase64(40, 40, { r: 30, g: 60, b: 220 });
+    const bytes = Buffer.from(base64, 'base64');
+    const prompts = ['Describe the image.', 'What color is the circle?', 'How many shapes are there?'];
+    const first = await exec(server, UNDERSTAND, { input: { prompt: prompts[0], image: { base64 } } }, user);
+    const input = first.data.understand.turn.inputImage;
+    const me = await exec(server, '{ me { id } }', {}, user);
+    const stored = await getImage(handle.database, me.data.me.id, input.id);
+    assert.deepEqual(stored.views, [await model.encodeImage(bytes, 2)], 'the scale-2 view is stored beside the scale-3 tokens');
+    for (const prompt of prompts) {
+      const direct = await model.understand({ image: { bytes }, prompt });
+      assert.equal(direct.imageViews.length, 1);
+      const asked = await exec(server, UNDERSTAND, { input: { prompt, image: { id: input.id } } }, user);
+      assert.equal(asked.data.understand.turn.text, direct.text, `${prompt}: the stored image read as the upload is`);
+    }
+    assert.equal(first.data.understand.turn.text, (await model.understand({ image: { bytes }, prompt: prompts[0] as string })).text);
+
+    // An upload stored for an edit (at scale 2) keeps its scale-3 view: asked about later, it is read from both.
+    const edited = await exec(server, EDIT, { input: { prompt: 'make the circle red', image: { base64 } } }, user);
+    const editInput = await getImage(handle.database, me.data.me.id, edited.data.edit.turn.inputImage.id);
+    assert.equal(editInput.scale, 2);
+    assert.deepEqual(editInput.views, [await model.encodeImage(bytes, 3)]);
   });
 });

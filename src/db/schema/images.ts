@@ -1,12 +1,18 @@
 /** The images aggregate: every image uploaded or produced, as image tokens (the truth) and a PNG (a cache). */
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, pgTable, primaryKey, smallint, text, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core';
+import { bigint, check, index, integer, jsonb, pgTable, primaryKey, smallint, text, uuid, type AnyPgColumn } from 'drizzle-orm/pg-core';
 import { bytea, id, timestampMs } from './columns.ts';
 import { turns } from './conversations.ts';
 import { users } from './users.ts';
 
 export const IMAGE_ORIGINS = ['upload', 'generated', 'edited'] as const;
 export type ImageOrigin = (typeof IMAGE_ORIGINS)[number];
+
+/** The same image's tokens at another scale (an upload encoded again for understanding: src/model/views.ts). */
+export interface ImageView {
+  scale: number;
+  tokens: number[];
+}
 
 export const images = pgTable(
   'images',
@@ -24,6 +30,8 @@ export const images = pgTable(
     tokens: bytea('tokens').notNull(),
     tokenCount: integer('token_count').notNull(),
     scale: smallint('scale').notNull(),
+    /** Other views of an upload, read with `tokens` when the image is asked about (docs/persistence.md); [] for none. */
+    views: jsonb('views').$type<ImageView[]>().notNull().default([]),
     codebookSize: integer('codebook_size').notNull(),
     /** The AR-DTok seed the PNG was rendered with, so that a re-render gives the same pixels. */
     renderSeed: bigint('render_seed', { mode: 'number' }),
@@ -47,6 +55,7 @@ export const images = pgTable(
     check('images_token_bytes', sql`octet_length(${t.tokens}) = 2 * ${t.tokenCount}`),
     check('images_token_count', sql`${t.tokenCount} between 1 and 4096`),
     check('images_scale', sql`${t.scale} between 1 and 16`),
+    check('images_views', sql`jsonb_typeof(${t.views}) = 'array' and jsonb_array_length(${t.views}) <= 16`),
     check('images_codebook_size', sql`${t.codebookSize} between 2 and 65536`),
     check('images_size', sql`${t.width} between 1 and 8192 and ${t.height} between 1 and 8192`),
     check('images_model_length', sql`char_length(${t.modelName}) <= 200 and char_length(${t.modelVersion}) <= 200`),

@@ -201,6 +201,8 @@ export type ModelInfo = {
   scales: Array<ScaleInfo>;
   /** The scale at which an uploaded image is encoded for understanding (a model may read images best at another scale than it writes them). */
   understandingScale: Scalars['Int']['output'];
+  /** The scales an upload is also encoded at, each a second view that a question about it is read from (stored with the image). */
+  understandingViewScales: Array<Scalars['Int']['output']>;
   version: Scalars['String']['output'];
 };
 
@@ -807,6 +809,7 @@ export type ModelInfoResolvers<ContextType = Context, ParentType extends Resolve
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   scales?: Resolver<Array<ResolversTypes['ScaleInfo']>, ParentType, ContextType>;
   understandingScale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  understandingViewScales?: Resolver<Array<ResolversTypes['Int']>, ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 };
 

@@ -167,6 +167,7 @@ export const resolvers: Resolvers = {
         scales: info.scales,
         defaultScale: info.defaultScale,
         understandingScale: info.understanding.scale,
+        understandingViewScales: info.understanding.viewScales,
         imageSize: info.imageSize,
         experimental: info.experimental.map((t) => t.toUpperCase()).filter((t): t is Task => t === 'UNDERSTAND' || t === 'GENERATE' || t === 'EDIT'),
         defaults: {

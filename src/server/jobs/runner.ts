@@ -12,7 +12,7 @@ import { getImage } from '../../db/images.ts';
 import { claimNextJob, failJob, recoverInterruptedJobs, renewJobLease, type ClaimedJob, type Job as DbJob } from '../../db/jobs.ts';
 import { listQueuedJobs } from '../../db/server-queries.ts';
 import { finishJob } from '../../db/turn-writes.ts';
-import { ModelError, type ImageTokens, type ProgressEvent, type Model, type Timings, type Turn } from '../../model/index.ts';
+import { ModelError, type ImageTokens, type ImageWithViews, type ProgressEvent, type Model, type Timings, type Turn } from '../../model/index.ts';
 import { modelErrorCode } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import type { ServerMetrics } from '../metrics.ts';
@@ -41,8 +41,8 @@ interface Progress {
 /** What a job runs: the parts of its turn the model needs. */
 export type JobSpec = Pick<DbTurn, 'task' | 'prompt' | 'settings' | 'parentId'> & {
   inputImages: { id: string }[];
-  /** The input image's tokens, when known (else read by the first input image's id). */
-  inputTokens?: ImageTokens;
+  /** The input image's tokens and views, when known (else read by the first input image's id). */
+  inputTokens?: ImageWithViews;
 };
 
 /** A request started ahead of its job row (see JobRunner.startEarly). */
@@ -57,7 +57,7 @@ export interface EarlyRun {
 
 export interface JobHint {
   turn: DbTurn;
-  inputTokens?: ImageTokens;
+  inputTokens?: ImageWithViews;
 }
 
 interface Running {
@@ -423,7 +423,7 @@ export class JobRunner {
     userId: string,
     signal: AbortSignal,
     onProgress: (event: ProgressEvent) => void,
-    knownInputTokens?: ImageTokens,
+    knownInputTokens?: ImageWithViews,
   ): Promise<TurnResult> {
     const info = this.model.info();
     const s = turn.settings;
@@ -498,22 +498,23 @@ export class JobRunner {
         role: 'user',
         task: step.task,
         text: step.prompt,
-        ...(input === undefined ? {} : { image: await this.#tokens(userId, input.id) }),
+        ...(input === undefined ? {} : { image: withoutViews(await this.#tokens(userId, input.id)) }),
       });
       turns.push({
         role: 'assistant',
         ...(step.answer === null ? {} : { text: step.answer }),
-        ...(output === undefined ? {} : { image: await this.#tokens(userId, output.id) }),
+        ...(output === undefined ? {} : { image: withoutViews(await this.#tokens(userId, output.id)) }),
       });
     }
     return turns;
   }
 
-  async #tokens(userId: string, imageId: string): Promise<ImageTokens> {
+  /** An image's tokens with its views (an upload's; the model reads them when the image is asked about). */
+  async #tokens(userId: string, imageId: string): Promise<ImageWithViews> {
     const known = this.images.get(userId, imageId);
     if (known !== undefined) return known;
     const image = await getImage(this.database, userId, imageId);
-    const tokens = { tokens: image.tokens, scale: image.scale };
+    const tokens = { tokens: image.tokens, scale: image.scale, views: image.views };
     this.images.set(userId, imageId, tokens);
     return tokens;
   }
@@ -521,4 +522,9 @@ export class JobRunner {
 
 function controller(running: Running): AbortSignal {
   return running.controller.signal;
+}
+
+/** An earlier turn's image as history: the prompt holds its tokens only (views are for the image asked about). */
+function withoutViews(image: ImageWithViews): ImageTokens {
+  return { tokens: image.tokens, scale: image.scale };
 }

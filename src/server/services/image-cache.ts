@@ -6,14 +6,14 @@
  * writes the turn that the image exists and is the user's (NOT_FOUND otherwise, with nothing written). Keys carry
  * the user id, so a user never gets another's tokens. Bounded (least recently used out).
  */
-import type { ImageTokens } from '../../model/index.ts';
+import type { ImageWithViews } from '../../model/index.ts';
 
 export class ImageTokenCache {
-  readonly #entries = new Map<string, ImageTokens>();
+  readonly #entries = new Map<string, ImageWithViews>();
 
   constructor(private readonly capacity = 512) {}
 
-  get(userId: string, imageId: string): ImageTokens | undefined {
+  get(userId: string, imageId: string): ImageWithViews | undefined {
     const key = `${userId}:${imageId}`;
     const hit = this.#entries.get(key);
     if (hit !== undefined) {
@@ -23,7 +23,7 @@ export class ImageTokenCache {
     return hit;
   }
 
-  set(userId: string, imageId: string, tokens: ImageTokens): void {
+  set(userId: string, imageId: string, tokens: ImageWithViews): void {
     const key = `${userId}:${imageId}`;
     this.#entries.delete(key);
     this.#entries.set(key, tokens);

@@ -10,7 +10,7 @@ import { getImage } from '../../db/images.ts';
 import type { Job } from '../../db/jobs.ts';
 import { getLatestTurnId } from '../../db/server-queries.ts';
 import { startTurn } from '../../db/turn-writes.ts';
-import { type ImageTokens, type Model, understandingOf } from '../../model/index.ts';
+import { type ImageWithViews, type Model, storedViewScales, understandingOf } from '../../model/index.ts';
 import type { Limits } from '../config.ts';
 import { toUserError, UserFailure } from '../errors.ts';
 import type { ImageInput, ImageSamplingInput, TextSamplingInput } from '../graphql/generated.ts';
@@ -298,12 +298,15 @@ export class TurnService {
     return task === 'understand' ? understandingOf(manifest).scale : manifest.defaultScale;
   }
 
-  /** The input image: one of the user's stored images, or an upload encoded to tokens now (its tokens are stored). */
+  /**
+   * The input image: one of the user's stored images, or an upload encoded to tokens now, at `scale` and, as its
+   * views, at the model's other reading scales (storedViewScales); its tokens and views are stored.
+   */
   async #image(
     userId: string,
     image: ImageInput | null | undefined,
     scale: number,
-  ): Promise<{ input: TurnImageInput; tokens: ImageTokens }> {
+  ): Promise<{ input: TurnImageInput; tokens: ImageWithViews }> {
     const hasId = image?.id != null;
     const hasBytes = image?.base64 != null;
     if (image == null || hasId === hasBytes) {
@@ -315,8 +318,9 @@ export class TurnService {
       if (known !== undefined) return { input: { imageId: image.id as string }, tokens: known };
       try {
         const stored = await getImage(this.database, userId, image.id as string);
-        this.images.set(userId, stored.id, { tokens: stored.tokens, scale: stored.scale });
-        return { input: { imageId: stored.id }, tokens: { tokens: stored.tokens, scale: stored.scale } };
+        const tokens = { tokens: stored.tokens, scale: stored.scale, views: stored.views };
+        this.images.set(userId, stored.id, tokens);
+        return { input: { imageId: stored.id }, tokens };
       } catch (error) {
         if ((error as { code?: unknown }).code === 'NOT_FOUND') {
           throw new UserFailure('NOT_FOUND', 'no such image', ['input', 'image', 'id']);
@@ -328,7 +332,10 @@ export class TurnService {
     const upload = await readUpload(image.base64 as string, this.limits, field);
     let tokens;
     try {
-      tokens = await this.model.encodeImage(upload.bytes, scale);
+      const encoded = await this.model.encodeImage(upload.bytes, scale);
+      const views = [];
+      for (const s of storedViewScales(this.model.manifest, scale)) views.push(await this.model.encodeImage(upload.bytes, s));
+      tokens = { ...encoded, views };
     } catch (error) {
       const userError = toUserError(error, field);
       if (userError !== null) throw new UserFailure(userError.code, userError.message, field);
@@ -340,6 +347,7 @@ export class TurnService {
         origin: 'upload',
         tokens: tokens.tokens,
         scale: tokens.scale,
+        views: tokens.views,
         codebookSize: this.model.manifest.taTok.codebookSize,
         width: upload.width,
         height: upload.height,

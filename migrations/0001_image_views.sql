@@ -1,0 +1,2 @@
+ALTER TABLE "images" ADD COLUMN "views" jsonb DEFAULT '[]'::jsonb NOT NULL;--> statement-breakpoint
+ALTER TABLE "images" ADD CONSTRAINT "images_views" CHECK (jsonb_typeof("images"."views") = 'array' and jsonb_array_length("images"."views") <= 16);
