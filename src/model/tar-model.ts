@@ -362,6 +362,15 @@ export class TarModel {
     return this.#encode(bytes, scale, new RequestClock(), signal);
   }
 
+  /**
+   * TA-Tok codes of an image at `scale` and, as its `views`, at each of `viewScales` (the image decoded once): what a
+   * store keeps of an upload so that questions about it read what `understand` reads from its bytes (views.ts).
+   */
+  async encodeImageViews(bytes: Uint8Array, scale: number, viewScales: readonly number[], signal?: AbortSignal): Promise<ImageWithViews> {
+    const { image, views } = await this.#imageViews({ bytes }, scale, viewScales, new RequestClock(), signal === undefined ? {} : { signal });
+    return { ...image, views };
+  }
+
   understand(request: UnderstandRequest & { image: ImageInput }): Promise<UnderstandResult>;
   understand(request: UnderstandRequest): Promise<UnderstandResult<ImageTokens | undefined>>;
   async understand(request: UnderstandRequest): Promise<UnderstandResult<ImageTokens | undefined>> {

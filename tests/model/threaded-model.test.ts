@@ -47,6 +47,9 @@ describe('ThreadedTarModel', () => {
   it('gives the same answers, tokens, codes and PNG bytes for the same requests and seeds', async () => {
     const tokens = await threaded.encodeImage(imageA, 2);
     assert.deepEqual(tokens, await local.encodeImage(imageA, 2));
+    const viewed = await threaded.encodeImageViews(imageA, 3, [2, 1]);
+    assert.deepEqual(viewed, await local.encodeImageViews(imageA, 3, [2, 1]));
+    assert.deepEqual(viewed, { ...(await local.encodeImage(imageA, 3)), views: [tokens, await local.encodeImage(imageA, 1)] });
 
     const question = { image: { bytes: imageA }, prompt: 'What color is the circle?', seed: 3, sampling: { temperature: 1, maxNewTokens: 8 } };
     assert.deepEqual(answer(await threaded.understand(question)), answer(await local.understand(question)));

@@ -21,7 +21,7 @@ import type { Manifest } from '../manifest.ts';
 import type { ModelInfo, ModelMetrics, ProgressEvent, TarModelOptions } from '../tar-model.ts';
 
 /** The model's methods that run in the thread. */
-export type Method = 'understand' | 'generate' | 'edit' | 'renderImage' | 'encodeImage';
+export type Method = 'understand' | 'generate' | 'edit' | 'renderImage' | 'encodeImage' | 'encodeImageViews';
 
 /** What the thread is started with: TarModel.load's options, less the callback (load progress comes as messages). */
 export type ThreadInput = Omit<TarModelOptions, 'onLoadProgress'>;

@@ -21,6 +21,7 @@ import type {
   EditRequest,
   GenerateRequest,
   ImageInput,
+  ImageWithViews,
   ImageResult,
   ModelInfo,
   ModelMetrics,
@@ -35,7 +36,7 @@ import type {
 import { type FromThread, fromWireError, type Method, type ThreadInput, type ToThread } from './protocol.ts';
 
 /** What callers use of a model, whether it runs in their thread (TarModel) or in its own (ThreadedTarModel). */
-export type Model = Pick<TarModel, 'manifest' | 'info' | 'metrics' | 'encodeImage' | 'understand' | 'generate' | 'edit' | 'renderImage' | 'dispose'>;
+export type Model = Pick<TarModel, 'manifest' | 'info' | 'metrics' | 'encodeImage' | 'encodeImageViews' | 'understand' | 'generate' | 'edit' | 'renderImage' | 'dispose'>;
 
 const WORKER_ENTRY = new URL('./worker.ts', import.meta.url);
 
@@ -108,6 +109,10 @@ export class ThreadedTarModel implements Model {
 
   encodeImage(bytes: Uint8Array, scale: number = this.manifest.defaultScale, signal?: AbortSignal): Promise<ImageTokens> {
     return this.#call('encodeImage', { bytes, scale }, signal, undefined) as Promise<ImageTokens>;
+  }
+
+  encodeImageViews(bytes: Uint8Array, scale: number, viewScales: readonly number[], signal?: AbortSignal): Promise<ImageWithViews> {
+    return this.#call('encodeImageViews', { bytes, scale, viewScales: [...viewScales] }, signal, undefined) as Promise<ImageWithViews>;
   }
 
   understand(request: UnderstandRequest & { image: ImageInput }): Promise<UnderstandResult>;

@@ -69,5 +69,7 @@ function run(method: Method, request: any): Promise<unknown> {
       return model.renderImage(request);
     case 'encodeImage':
       return model.encodeImage(request.bytes, request.scale, request.signal);
+    case 'encodeImageViews':
+      return model.encodeImageViews(request.bytes, request.scale, request.viewScales, request.signal);
   }
 }

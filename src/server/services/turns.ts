@@ -332,10 +332,7 @@ export class TurnService {
     const upload = await readUpload(image.base64 as string, this.limits, field);
     let tokens;
     try {
-      const encoded = await this.model.encodeImage(upload.bytes, scale);
-      const views = [];
-      for (const s of storedViewScales(this.model.manifest, scale)) views.push(await this.model.encodeImage(upload.bytes, s));
-      tokens = { ...encoded, views };
+      tokens = await this.model.encodeImageViews(upload.bytes, scale, storedViewScales(this.model.manifest, scale));
     } catch (error) {
       const userError = toUserError(error, field);
       if (userError !== null) throw new UserFailure(userError.code, userError.message, field);
