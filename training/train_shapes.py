@@ -111,7 +111,7 @@ def make_configs(text_vocab: int):
 
 def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None, understanding=None):
     llm_cfg, ta_cfg, ar_cfg, vq_cfg = cfgs
-    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.3.2",
+    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.3.3",
                           description="Miniature Tar trained on the shapes world (training/train_shapes.py)",
                           image_template="<im_start><S{k}>{tokens}<im_end>", system=CHAT_SYSTEM,
                           cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
@@ -1154,7 +1154,8 @@ def stage_export(run, a):
     manifest = manifest_for(tok, cfgs, cfg_scale=cfg_best,
                             image_sampling={"temperature": a.image_temperature, "topK": a.image_topk, "topP": 1,
                                             "cfgScale": a.prompt_guidance},
-                            understanding={"scale": a.understanding_scale})
+                            understanding={"scale": a.understanding_scale,
+                                           "viewScales": [int(s) for s in a.view_scales.split(",") if s]})
     out = a.bundle
     if os.path.exists(out):
         shutil.rmtree(out)
@@ -1223,6 +1224,10 @@ def main():
                     help="the bundle's understanding.scale: the scale an uploaded image is encoded at to be "
                          "understood. 3 was chosen for 1.3.0's weights with `npm run bench:understanding` on a tuning "
                          "set; choose it again for a new bundle")
+    ap.add_argument("--view-scales", default="2",
+                    help="the bundle's understanding.viewScales, comma-separated (\"\" for none): more encodings of "
+                         "an uploaded image that a question is read from (src/model/views.ts). 2 was chosen for "
+                         "1.3.0's weights with `npm run bench:understanding`; choose it again for a new bundle")
     ap.add_argument("--ta-entropy", type=float, default=0.5, help="TA-Tok codebook-usage entropy weight")
     ap.add_argument("--ta-tau", type=float, default=0.05, help="TA-Tok soft-assignment temperature")
     ap.add_argument("--smoke", action="store_true", help="tiny data and a few steps per stage")
