@@ -32,20 +32,24 @@ class Clock:
         self._t = now
 
 
-def run_text(p: TarPipeline, prompt, max_new: int, clock: Clock):
-    """Greedy text decoding, timed as prefill + decode."""
-    logits, past, mask, _ = p.prefill([prompt])
+def run_text(p: TarPipeline, prompts, max_new: int, clock: Clock):
+    """Greedy text decoding, timed as prefill + decode. Several prompts are views of one image (the bundle's
+    understanding.viewScales, src/model/views.ts): they decode together, each fed the token picked from the mean of
+    their logits, as the runtime does."""
+    logits, past, mask, _ = p.prefill(prompts)
     clock.lap("prefill")
     out = []
+    n = len(prompts)
     for step in range(max_new):
-        t = int(logits[0].argmax())
+        t = int(logits.mean(0).argmax())
         if t in p.eos:
             break
         out.append(t)
         if step == max_new - 1:
             break
-        mask = torch.cat([mask, torch.ones(1, 1, dtype=torch.long)], dim=1)
-        logits, past = p.llm(torch.tensor([[t]]), mask, p.next_positions([prompt + out]).view(1, 1), past)
+        mask = torch.cat([mask, torch.ones(n, 1, dtype=torch.long)], dim=1)
+        positions = p.next_positions([prompt + out for prompt in prompts]).view(n, 1)
+        logits, past = p.llm(torch.tensor([[t]] * n), mask, positions, past)
     clock.lap("decode")
     return out
 
@@ -102,6 +106,10 @@ def main() -> int:
     unconditional_text = manifest["templates"].get("unconditionalPrompt", "")
     max_new = a.max_new_tokens or manifest["sampling"]["text"]["maxNewTokens"]
     rgb = np.asarray(Image.open(a.image).convert("RGB"))
+    # How the bundle reads an image for a question (its understanding section; absent: defaultScale, no views).
+    reading = manifest.get("understanding", {})
+    read_scale = reading.get("scale", manifest["defaultScale"])
+    view_scales = [s for s in dict.fromkeys(reading.get("viewScales", [])) if s != read_scale]
 
     def unconditional_row(image):
         """Guidance's unconditional prompt ids (the request with the unconditional text; an edit keeps its image),
@@ -113,11 +121,13 @@ def main() -> int:
 
     def understand():
         clock = Clock()
-        ids = p.encode_image(p.normalise(rgb), scale)[0].tolist()
+        pixels = p.normalise(rgb)
+        views = [(s, p.encode_image(pixels, s)[0].tolist()) for s in [read_scale, *view_scales]]
         clock.lap("encode")
-        prompt = p.prompt_ids([Turn("user", a.understand_prompt, ImageRef(scale, ids), "understand")], "text")
-        answer = run_text(p, prompt, max_new, clock)
-        return clock, {"imageTokens": ids, "answerIds": answer}
+        prompts = [p.prompt_ids([Turn("user", a.understand_prompt, ImageRef(s, ids), "understand")], "text")
+                   for s, ids in views]
+        answer = run_text(p, prompts, max_new, clock)
+        return clock, {"imageTokens": views[0][1], "answerIds": answer}
 
     def generate():
         clock = Clock()
@@ -134,6 +144,7 @@ def main() -> int:
         return clock, {"inputTokens": ids, "imageTokens": out, "codes": codes}
 
     report = {"threads": a.threads, "torch": torch.__version__, "scale": scale, "cfgScale": cfg,
+              "understanding": {"scale": read_scale, "viewScales": view_scales},
               "promptGuidance": guidance, "tasks": {}}
     for name, task in (("understand", understand), ("generate", generate), ("edit", edit)):
         for _ in range(a.warmup):
