@@ -26,6 +26,7 @@ import {
   TURN_STATUSES,
   TURN_TASKS,
   type ImageOrigin,
+  type ImageView,
   type StageTimings,
   type TurnSettings,
 } from './schema/index.ts';
@@ -43,7 +44,7 @@ export interface ExportedImage {
   codebookSize: number;
   tokens: number[];
   /** The image's tokens at other scales (an upload's views); absent in exports made before views existed. */
-  views: { scale: number; tokens: number[] }[];
+  views: ImageView[];
   renderSeed: number | null;
   modelName: string;
   modelVersion: string;

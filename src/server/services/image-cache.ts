@@ -1,5 +1,5 @@
 /**
- * The tokens of images recently read or stored, by user and id, so that a request naming an image by id (the
+ * The tokens of images recently read or stored (with an upload's views), by user and id, so that a request naming an image by id (the
  * common case: ask about or edit the image one just made or uploaded) starts the model without reading the row.
  * Image tokens never change once stored, so an entry cannot be stale in content; it can outlive a deleted image,
  * which is harmless: the cache only serves the model's input, and startTurn checks in the same statement that
