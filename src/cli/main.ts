@@ -36,11 +36,13 @@ Request flags (understand, generate, edit, reconstruct; a batch line sets them a
                      model's; none: the image at --scale alone)
   --guidance G       generate and edit: how strongly the image follows the text (classifier-free guidance; 1: off;
                      default: the model's)
+  --detok-guidance G generate, edit and reconstruct: how strongly the de-tokenizer's pixels follow the image tokens
+                     (classifier-free guidance of the AR-DTok; 1: off; default: the model's)
 
 A batch line is {"id","task":"understand","image","prompt","scale"?,"views"?}, {"id","task":"generate","prompt","out","seed"?,
 "scale"?,"guidance"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?,"guidance"?} or {"id","task":
-"reconstruct","image","out","seed"?,"scale"?}, with "temperature"? on all but reconstruct; paths are relative to the
-file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or {"id","error"}.
+"reconstruct","image","out","seed"?,"scale"?}, with "temperature"? on all but reconstruct and "detokGuidance"? on all
+but understand; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or {"id","error"}.
 `;
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */

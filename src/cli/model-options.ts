@@ -23,6 +23,7 @@ export const requestFlags = {
   views: { type: 'string' },
   temperature: { type: 'string' },
   guidance: { type: 'string' },
+  'detok-guidance': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export interface ModelFlagValues {

@@ -9,6 +9,9 @@ export interface CliSampling {
   temperature?: number;
   /** Classifier-free guidance of a generated or edited image by the request's text; 1 is off. */
   guidance?: number;
+  /** Classifier-free guidance of the de-tokenizer's VQ codes by the image tokens (`sampling.detok.cfgScale`); 1 is
+   * off. A tuning knob: the bundle's default is chosen on a tuning set (`npm run bench:detok`). */
+  detokGuidance?: number;
 }
 
 /** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
@@ -19,7 +22,7 @@ export type CliRequest =
     >)
   | ({ task: 'generate'; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
   | ({ task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
-  | { task: 'reconstruct'; image: string; out: string; seed?: number; scale?: number };
+  | ({ task: 'reconstruct'; image: string; out: string; seed?: number; scale?: number } & Pick<CliSampling, 'detokGuidance'>);
 
 /** The tasks a request can name. */
 export const TASKS = ['understand', 'generate', 'edit', 'reconstruct'] as const satisfies readonly CliRequest['task'][];
@@ -81,6 +84,8 @@ export function parseRequest(value: unknown): CliRequest {
   };
   const temperature = (): Pick<CliSampling, 'temperature'> => optional('temperature', number('temperature', MAX_TEMPERATURE));
   const guidance = (): Pick<CliSampling, 'guidance'> => optional('guidance', number('guidance', MAX_GUIDANCE));
+  const detokGuidance = (): Pick<CliSampling, 'detokGuidance'> =>
+    optional('detokGuidance', number('detokGuidance', MAX_GUIDANCE));
   switch (record.task) {
     case 'understand':
       return { task: 'understand', image: text('image'), prompt: text('prompt'), ...common(), ...views(), ...temperature() };
@@ -92,6 +97,7 @@ export function parseRequest(value: unknown): CliRequest {
         ...common(),
         ...temperature(),
         ...guidance(),
+        ...detokGuidance(),
       };
     case 'edit':
       return {
@@ -102,9 +108,10 @@ export function parseRequest(value: unknown): CliRequest {
         ...common(),
         ...temperature(),
         ...guidance(),
+        ...detokGuidance(),
       };
     case 'reconstruct':
-      return { task: 'reconstruct', image: text('image'), out: text('out'), ...common() };
+      return { task: 'reconstruct', image: text('image'), out: text('out'), ...common(), ...detokGuidance() };
     default:
       throw new UsageError('"task" must be "understand", "generate", "edit" or "reconstruct"');
   }
@@ -116,6 +123,11 @@ async function readImage(baseDir: string, path: string): Promise<Uint8Array> {
   } catch (error) {
     throw new UsageError(`cannot read image ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
+}
+
+/** The request's de-tokenizer settings, when it makes a choice. */
+function detokSampling(r: Pick<CliSampling, 'detokGuidance'>): { detokSampling?: { cfgScale: number } } {
+  return r.detokGuidance === undefined ? {} : { detokSampling: { cfgScale: r.detokGuidance } };
 }
 
 export async function runRequest(
@@ -133,7 +145,10 @@ export async function runRequest(
       ...(r.temperature === undefined ? {} : { temperature: r.temperature }),
       ...(r.guidance === undefined ? {} : { cfgScale: r.guidance }),
     };
-    return Object.keys(chosen).length === 0 ? {} : { sampling: chosen };
+    return {
+      ...(Object.keys(chosen).length === 0 ? {} : { sampling: chosen }),
+      ...detokSampling(r),
+    };
   };
   switch (request.task) {
     case 'understand': {
@@ -147,7 +162,7 @@ export async function runRequest(
       // The round trip of the image tokenizer: TA-Tok codes of the image, rendered back to pixels.
       const bytes = await readImage(baseDir, request.image);
       const image = await model.encodeImage(bytes, request.scale);
-      const result = await model.renderImage({ ...image, ...common });
+      const result = await model.renderImage({ ...image, ...detokSampling(request), ...common });
       await writeFile(resolve(baseDir, request.out), result.png);
       return { image: request.out, tokens: image.tokens, seed: result.seed };
     }

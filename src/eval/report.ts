@@ -70,6 +70,8 @@ export interface EvalReport {
   sample: SampleSpec | undefined;
   /** The prompt guidance every generation and edit was sent with; undefined: the bundle's default. */
   guidance?: number;
+  /** The de-tokenizer guidance every written image was rendered with; undefined: the bundle's default. */
+  detokGuidance?: number;
   concurrency: number;
   items: number;
   /** Every headline metric with items reached its target. */
@@ -93,6 +95,7 @@ export interface RunInfo {
   views?: number[] | undefined;
   sample: SampleSpec | undefined;
   guidance?: number | undefined;
+  detokGuidance?: number | undefined;
   concurrency: number;
   batchSeconds: number;
   seconds: number;
@@ -218,6 +221,7 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
     ...(info.views === undefined ? {} : { views: info.views }),
     sample: info.sample,
     ...(info.guidance === undefined ? {} : { guidance: info.guidance }),
+    ...(info.detokGuidance === undefined ? {} : { detokGuidance: info.detokGuidance }),
     concurrency: info.concurrency,
     items: graded.length,
     pass: headline.length > 0 && headline.every((m) => m.pass === true),

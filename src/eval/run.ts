@@ -35,6 +35,9 @@ export interface EvalOptions {
   sets?: readonly ItemSet[];
   /** Prompt guidance of every generation and edit (`sampling.image.cfgScale`); default: the bundle's. */
   guidance?: number;
+  /** De-tokenizer guidance of every image written (`sampling.detok.cfgScale`): generations, edits and round trips;
+   * default: the bundle's. */
+  detokGuidance?: number;
   /** Understanding's scale and other views (`understanding` of the manifest) for every question but the scale
    * probe's; default: the bundle's. */
   understandingScale?: number;
@@ -57,13 +60,14 @@ interface BatchAnswer {
 }
 
 /** What an evaluation may set on every request instead of the bundle's defaults. */
-export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'understandingScale' | 'views'>;
+export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'detokGuidance' | 'understandingScale' | 'views'>;
 
 /** The batch line of an item; outputs go to images/ID.png next to the batch file. */
 export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Record<string, unknown> {
   const common = { id: item.id, seed: item.seed, ...(item.scale === undefined ? {} : { scale: item.scale }) };
   const out = `images/${item.id}.png`;
-  const guided = overrides.guidance === undefined ? {} : { guidance: overrides.guidance };
+  const rendered = overrides.detokGuidance === undefined ? {} : { detokGuidance: overrides.detokGuidance };
+  const guided = { ...(overrides.guidance === undefined ? {} : { guidance: overrides.guidance }), ...rendered };
   switch (item.task) {
     case 'understand': {
       // The scale probe reads each scale alone; the other items read the image as the model (or the override) does,
@@ -82,7 +86,7 @@ export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Recor
     case 'edit':
       return { ...common, task: 'edit', image: item.image, prompt: item.instruction, out, ...guided };
     case 'reconstruct':
-      return { ...common, task: 'reconstruct', image: item.image, out };
+      return { ...common, task: 'reconstruct', image: item.image, out, ...rendered };
   }
 }
 
@@ -219,6 +223,7 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
       ...(await readScales(model)),
       sample: options.sample,
       guidance: options.guidance,
+      detokGuidance: options.detokGuidance,
       ...(options.understandingScale === undefined ? {} : { understandingScale: options.understandingScale }),
       ...(options.views === undefined ? {} : { views: options.views }),
       concurrency: options.concurrency ?? 16,

@@ -152,6 +152,31 @@ describe('dialect CLI on the tiny random bundle', () => {
     assert.deepEqual(await readFile(join(dir, 'single.png')), await readFile(join(dir, 'q.png')));
   });
 
+  it('--detok-guidance reaches the de-tokenizer of every written image, as a flag and as a batch field', async () => {
+    const lines = [
+      { id: 'plain', task: 'reconstruct', image: 'in.png', out: 'rp.png', seed: 5, detokGuidance: 1 },
+      { id: 'guided', task: 'reconstruct', image: 'in.png', out: 'rg.png', seed: 5, detokGuidance: 6 },
+      { id: 'generated', task: 'generate', prompt: 'a red circle', out: 'rq.png', seed: 5, temperature: 0, detokGuidance: 6 },
+      { id: 'bad', task: 'reconstruct', image: 'in.png', out: 'rb.png', detokGuidance: 'high' },
+      { id: 'asked', task: 'understand', image: 'in.png', prompt: 'What?', detokGuidance: 2 },
+    ];
+    await writeFile(join(dir, 'detok.jsonl'), lines.map((line) => JSON.stringify(line)).join('\n'));
+    const run = await dialect(['batch', 'detok.jsonl'], dir);
+    const [plain, guided, generated, bad, asked] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(guided?.tokens, plain?.tokens, 'the image tokens are the encoder\'s either way');
+    assert.notDeepEqual(await readFile(join(dir, 'rg.png')), await readFile(join(dir, 'rp.png')), 'guidance changes the pixels');
+    assert.equal(generated?.image, 'rq.png');
+    assert.match((bad?.error as { message: string }).message, /"detokGuidance" must be a number between 0 and 50/);
+    assert.equal(typeof asked?.text, 'string', 'a question ignores a field it has no use for, as with "guidance"');
+
+    const single = await dialect(['reconstruct', '--image', 'in.png', '--out', 'rs.png', '--seed', '5', '--detok-guidance', '6'], dir);
+    assert.equal(single.code, 0, single.stderr);
+    assert.deepEqual(await readFile(join(dir, 'rs.png')), await readFile(join(dir, 'rg.png')));
+    const misplaced = await dialect(['understand', '--image', 'in.png', 'What?', '--detok-guidance', '2'], dir);
+    assert.equal(misplaced.code, 2);
+    assert.match(misplaced.stderr, /understand takes no --detok-guidance/);
+  });
+
   it('--views reads the image at more scales, as a flag and as a batch field; none reads it alone', async () => {
     const question = { task: 'understand', image: 'in.png', prompt: 'Describe the image.', scale: 2 };
     const lines = [

@@ -99,6 +99,16 @@ describe('the committed eval set', () => {
     assert.deepEqual(chosen.views, [2]);
     assert.equal('guidance' in chosen, false, 'guidance is for generations and edits');
   });
+
+  it('sends de-tokenizer guidance with every item that writes an image, and prompt guidance with generations and edits', () => {
+    const overrides = { guidance: 2, detokGuidance: 1.5 };
+    for (const task of ['generate', 'edit', 'reconstruct', 'understand'] as const) {
+      const item = items.find((i) => i.task === task) as EvalItem;
+      const line = batchLine(item, overrides);
+      assert.equal(line.detokGuidance, task === 'understand' ? undefined : 1.5, task);
+      assert.equal(line.guidance, task === 'generate' || task === 'edit' ? 2 : undefined, task);
+    }
+  });
 });
 
 describe('grading', () => {

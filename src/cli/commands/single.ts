@@ -41,6 +41,7 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   };
   const temperature = parseOptionalNumber('--temperature', values.temperature, 0, MAX_TEMPERATURE);
   const guidance = parseOptionalNumber('--guidance', values.guidance, 0, MAX_GUIDANCE);
+  const detokGuidance = parseOptionalNumber('--detok-guidance', values['detok-guidance'], 0, MAX_GUIDANCE);
   const views = parseViews(values.views);
   if (views !== undefined && task !== 'understand') throw new UsageError(`${task} takes no --views`);
   if (temperature !== undefined && task === 'reconstruct') throw new UsageError('reconstruct takes no --temperature');
@@ -48,20 +49,22 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   const withSeed = seed === undefined ? {} : { seed };
   const withScale = scale === undefined ? {} : { scale };
   const withTemperature = temperature === undefined ? {} : { temperature };
+  if (detokGuidance !== undefined && task === 'understand') throw new UsageError('understand takes no --detok-guidance');
   const withGuidance = guidance === undefined ? {} : { guidance };
+  const withDetokGuidance = detokGuidance === undefined ? {} : { detokGuidance };
   let request: CliRequest;
   switch (task) {
     case 'understand':
       request = { task, image: need('image'), prompt, ...withSeed, ...withScale, ...(views === undefined ? {} : { views }), ...withTemperature };
       break;
     case 'generate':
-      request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance };
+      request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance, ...withDetokGuidance };
       break;
     case 'edit':
-      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance };
+      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance, ...withDetokGuidance };
       break;
     case 'reconstruct':
-      request = { task, image: need('image'), out: need('out'), ...withSeed, ...withScale };
+      request = { task, image: need('image'), out: need('out'), ...withSeed, ...withScale, ...withDetokGuidance };
       break;
   }
 
