@@ -1151,6 +1151,8 @@ def stage_export(run, a):
     ev = quick_eval(run, a, n=a.eval_n, cfg_scales=(1.0, 2.0, 3.0))
     cfg_best = max((1.0, 2.0, 3.0), key=lambda c: (ev.get(f"gen_pixels_s2_cfg{c:g}_one", 0) or 0) +
                    (ev.get(f"gen_pixels_s2_cfg{c:g}_multi", 0) or 0) + 0.001 * c)
+    if a.detok_guidance is not None:    # chosen on a tuning set through the runtime (npm run bench:detok)
+        cfg_best = a.detok_guidance
     manifest = manifest_for(tok, cfgs, cfg_scale=cfg_best,
                             image_sampling={"temperature": a.image_temperature, "topK": a.image_topk, "topP": 1,
                                             "cfgScale": a.prompt_guidance},
@@ -1220,6 +1222,10 @@ def main():
                     help="the bundle's sampling.image.cfgScale: classifier-free guidance of generations and edits by "
                          "their text, run by the TS runtime (1 = off). 1.25 was chosen for 1.3.0 with "
                          "`npm run bench:guidance` on a tuning set; choose it again for a new bundle")
+    ap.add_argument("--detok-guidance", type=float, default=None,
+                    help="the bundle's sampling.detok.cfgScale (classifier-free guidance of the AR-DTok by the image "
+                         "tokens); default: the best of 1, 2, 3 on the export's PyTorch sample of generations. Choose "
+                         "it with `npm run bench:detok` on a tuning set and pass it here")
     ap.add_argument("--understanding-scale", type=int, default=3, choices=(1, 2, 3),
                     help="the bundle's understanding.scale: the scale an uploaded image is encoded at to be "
                          "understood. 3 was chosen for 1.3.0's weights with `npm run bench:understanding` on a tuning "
