@@ -11,10 +11,8 @@
 //
 // Questions are not run (they read image tokens, never pixels).
 import { parseArgs } from 'node:util';
-import { parseOptionalInteger, parseOptionalNumber } from '../src/cli/model-options.ts';
-import { MAX_GUIDANCE } from '../src/cli/requests.ts';
-import type { EvalItem } from '../src/eval/index.ts';
-import { runSweep, tuningSet } from './tuning.ts';
+import { parseOptionalInteger } from '../src/cli/model-options.ts';
+import { parseGuidanceScales, parseOrExit, parseTasks, runSweep, tuningSet } from './tuning.ts';
 
 const USAGE = `usage: npm run bench:detok -- --eval DIR [--model DIR] [--scales 1,1.5,2,3] [--tasks reconstruct,generate,edit]
                                 [--limit N] [--json PATH]`;
@@ -42,23 +40,12 @@ function parse() {
   });
   const limit = parseOptionalInteger('--limit', values.limit, 1, 1_000_000);
   const evalDir = tuningSet(values.eval);
-  const scales = values.scales.split(',').map((text) => parseOptionalNumber('--scales', text, 0, MAX_GUIDANCE) as number);
-  const tasks = values.tasks.split(',').map((task) => {
-    if (!(WRITING_TASKS as readonly string[]).includes(task)) {
-      throw new Error(`--tasks: "${task}" is not one of ${WRITING_TASKS.join(', ')}`);
-    }
-    return task as EvalItem['task'];
-  });
+  const scales = parseGuidanceScales(values.scales);
+  const tasks = parseTasks(values.tasks, WRITING_TASKS);
   return { evalDir, model: values.model, scales, tasks, limit, json: values.json };
 }
 
-let options;
-try {
-  options = parse();
-} catch (error) {
-  process.stderr.write(`bench:detok: ${(error as Error).message}\n\n${USAGE}\n`);
-  process.exit(2);
-}
+const options = parseOrExit('bench:detok', USAGE, parse);
 await runSweep({
   setting: 'detok cfg',
   name: String,

@@ -10,10 +10,8 @@
 //
 // Only generation and edit items are run (understanding and round trips do not depend on the scale).
 import { parseArgs } from 'node:util';
-import { parseOptionalInteger, parseOptionalNumber } from '../src/cli/model-options.ts';
-import { MAX_GUIDANCE } from '../src/cli/requests.ts';
-import type { EvalItem } from '../src/eval/index.ts';
-import { runSweep, tuningSet } from './tuning.ts';
+import { parseOptionalInteger } from '../src/cli/model-options.ts';
+import { parseGuidanceScales, parseOrExit, parseTasks, runSweep, tuningSet } from './tuning.ts';
 
 const USAGE = `usage: npm run bench:guidance -- --eval DIR [--model DIR] [--scales 1,1.1,1.25,1.5] [--tasks generate,edit]
                                    [--limit N] [--json PATH]`;
@@ -39,21 +37,12 @@ function parse() {
   });
   const limit = parseOptionalInteger('--limit', values.limit, 1, 1_000_000);
   const evalDir = tuningSet(values.eval);
-  const scales = values.scales.split(',').map((text) => parseOptionalNumber('--scales', text, 0, MAX_GUIDANCE) as number);
-  const tasks = values.tasks.split(',').map((task) => {
-    if (task !== 'generate' && task !== 'edit') throw new Error(`--tasks: "${task}" is not generate or edit`);
-    return task as EvalItem['task'];
-  });
+  const scales = parseGuidanceScales(values.scales);
+  const tasks = parseTasks(values.tasks, ['generate', 'edit']);
   return { evalDir, model: values.model, scales, tasks, limit, json: values.json };
 }
 
-let options;
-try {
-  options = parse();
-} catch (error) {
-  process.stderr.write(`bench:guidance: ${(error as Error).message}\n\n${USAGE}\n`);
-  process.exit(2);
-}
+const options = parseOrExit('bench:guidance', USAGE, parse);
 await runSweep({
   setting: 'scale',
   name: String,

@@ -3,7 +3,9 @@
 // out) and prints the chosen metrics, one row per setting.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { DEFAULT_EVAL_DIR, type EvalOptions, type EvalReport, runEvaluation } from '../src/eval/index.ts';
+import { parseOptionalNumber } from '../src/cli/model-options.ts';
+import { MAX_GUIDANCE } from '../src/cli/requests.ts';
+import { DEFAULT_EVAL_DIR, type EvalItem, type EvalOptions, type EvalReport, runEvaluation } from '../src/eval/index.ts';
 
 /** The tuning set's folder; refuses none and the held-out set. */
 export function tuningSet(evalDir: string | undefined): string {
@@ -12,6 +14,29 @@ export function tuningSet(evalDir: string | undefined): string {
     throw new Error('eval/shapes is the held-out set of the published figures: tune on another set (see the header)');
   }
   return evalDir;
+}
+
+/** The command line of a tuning benchmark, or its usage and exit code 2 when it is wrong. */
+export function parseOrExit<T>(tool: string, usage: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    process.stderr.write(`${tool}: ${(error as Error).message}\n\n${usage}\n`);
+    process.exit(2);
+  }
+}
+
+/** `--scales 1,1.25,2`: classifier-free guidance scales. */
+export function parseGuidanceScales(text: string): number[] {
+  return text.split(',').map((part) => parseOptionalNumber('--scales', part, 0, MAX_GUIDANCE) as number);
+}
+
+/** `--tasks a,b`: eval tasks, each one of `allowed`. */
+export function parseTasks(text: string, allowed: readonly EvalItem['task'][]): EvalItem['task'][] {
+  return text.split(',').map((task) => {
+    if (!(allowed as readonly string[]).includes(task)) throw new Error(`--tasks: "${task}" is not one of ${allowed.join(', ')}`);
+    return task as EvalItem['task'];
+  });
 }
 
 export interface Sweep<S> {

@@ -10,7 +10,7 @@
 //   npm run bench:understanding -- --eval /tmp/tune --limit 1000
 import { parseArgs } from 'node:util';
 import { parseOptionalInteger } from '../src/cli/model-options.ts';
-import { runSweep, tuningSet } from './tuning.ts';
+import { parseOrExit, runSweep, tuningSet } from './tuning.ts';
 
 const USAGE = `usage: npm run bench:understanding -- --eval DIR [--model DIR] [--readings 2,3,2+3,3+2] [--limit N]
                                         [--json PATH]`;
@@ -50,13 +50,7 @@ function parse() {
   return { evalDir, model: values.model, readings, limit, json: values.json };
 }
 
-let options;
-try {
-  options = parse();
-} catch (error) {
-  process.stderr.write(`bench:understanding: ${(error as Error).message}\n\n${USAGE}\n`);
-  process.exit(2);
-}
+const options = parseOrExit('bench:understanding', USAGE, parse);
 await runSweep({
   setting: 'reading',
   name: (reading) => reading.name,
