@@ -156,16 +156,18 @@ describe('dialect CLI on the tiny random bundle', () => {
     const lines = [
       { id: 'plain', task: 'reconstruct', image: 'in.png', out: 'rp.png', seed: 5, detokGuidance: 1 },
       { id: 'guided', task: 'reconstruct', image: 'in.png', out: 'rg.png', seed: 5, detokGuidance: 6 },
+      { id: 'drawn', task: 'generate', prompt: 'a red circle', out: 'rd.png', seed: 5, temperature: 0, detokGuidance: 1 },
       { id: 'generated', task: 'generate', prompt: 'a red circle', out: 'rq.png', seed: 5, temperature: 0, detokGuidance: 6 },
       { id: 'bad', task: 'reconstruct', image: 'in.png', out: 'rb.png', detokGuidance: 'high' },
       { id: 'asked', task: 'understand', image: 'in.png', prompt: 'What?', detokGuidance: 2 },
     ];
     await writeFile(join(dir, 'detok.jsonl'), lines.map((line) => JSON.stringify(line)).join('\n'));
     const run = await dialect(['batch', 'detok.jsonl'], dir);
-    const [plain, guided, generated, bad, asked] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const [plain, guided, drawn, generated, bad, asked] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.deepEqual(guided?.tokens, plain?.tokens, 'the image tokens are the encoder\'s either way');
     assert.notDeepEqual(await readFile(join(dir, 'rg.png')), await readFile(join(dir, 'rp.png')), 'guidance changes the pixels');
-    assert.equal(generated?.image, 'rq.png');
+    assert.deepEqual(generated?.tokens, drawn?.tokens, 'the same greedy image tokens');
+    assert.notDeepEqual(await readFile(join(dir, 'rq.png')), await readFile(join(dir, 'rd.png')), 'a generation is rendered with it too');
     assert.match((bad?.error as { message: string }).message, /"detokGuidance" must be a number between 0 and 50/);
     assert.equal(typeof asked?.text, 'string', 'a question ignores a field it has no use for, as with "guidance"');
 

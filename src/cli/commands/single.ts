@@ -46,10 +46,10 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   if (views !== undefined && task !== 'understand') throw new UsageError(`${task} takes no --views`);
   if (temperature !== undefined && task === 'reconstruct') throw new UsageError('reconstruct takes no --temperature');
   if (guidance !== undefined && task !== 'generate' && task !== 'edit') throw new UsageError(`${task} takes no --guidance`);
+  if (detokGuidance !== undefined && task === 'understand') throw new UsageError('understand takes no --detok-guidance');
   const withSeed = seed === undefined ? {} : { seed };
   const withScale = scale === undefined ? {} : { scale };
   const withTemperature = temperature === undefined ? {} : { temperature };
-  if (detokGuidance !== undefined && task === 'understand') throw new UsageError('understand takes no --detok-guidance');
   const withGuidance = guidance === undefined ? {} : { guidance };
   const withDetokGuidance = detokGuidance === undefined ? {} : { detokGuidance };
   let request: CliRequest;
