@@ -55,6 +55,17 @@ present 29.5 / 24.0 / 25.8 %, edits exact 1.0 / 6.5 / 5.8 %, one-object generati
 one-object 17.1 % and questions 56.8 %: between sessions one configuration varies far beyond the binomial error, so
 only the edit figures (beyond every sequential run's range) are a measured effect, and the task mix's gain above is
 not. --lr 3e-3: one-object 2.9 %, questions 52.5 % (worse). docs/model-card.md, "Runs that were not shipped".
+
+Measured 2026-11-30 from a full run's substrate (train_shapes.py stopped once the unified data cache of 60,000
+records was built: text 340 steps, TA-Tok 5,283 steps reading 0.796 of scenes from scale-2 tokens), 3,600 steps a
+variant (--step-scale 0.3), bf16, one core each, at the same time:
+
+  ... --substrate training/runs/r14 --out /tmp/exp/seq --edit-positions sequential --edit-same-scale 0 --step-scale 0.3
+  ... --substrate training/runs/r14 --out /tmp/exp/shared --edit-positions shared-edits --edit-same-scale 0.75 \
+      --step-scale 0.3
+
+sequential / shared: edits exact 6.0 / 14.0 %, everything else unchanged 15.3 / 46.5 %, change present 36.3 / 29.3 %,
+copied 50.4 / 73.7 %, one-object generation 53.6 / 67.1 % (140), 2–3 objects 1.9 / 5.8 %, questions 65.0 / 67.3 %.
 """
 import argparse
 import json
