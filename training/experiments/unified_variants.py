@@ -13,6 +13,7 @@ tokens but for the named change", and every evaluated figure is at scale 2. The 
   --edit-positions   the LLM's position ids: sequential (1.3.0) or shared-edits (dialect_tar/positions.py)
   --fresh-records    new records for every group of batches instead of re-drawing the data cache's
   --lr               the unified stage's peak learning rate (1.3.0: 1.5e-3)
+  --prompt-dropout   share of generate and edit rows trained with the unconditional prompt (1.3.0: 0)
 
 Besides the figures below, the result holds the unified loss over one group of batches of records trained on and of
 records never drawn (a gap says the stage memorises its records).
@@ -200,6 +201,8 @@ def main():
     ap.add_argument("--fresh-records", action="store_true", help="new records for every group of batches "
                     "(train_shapes.FRESH_RECORDS) instead of re-drawing the data cache's")
     ap.add_argument("--lr", type=float, default=T.U_LR, help="peak learning rate of the unified stage")
+    ap.add_argument("--prompt-dropout", type=float, default=T.PROMPT_DROPOUT,
+                    help="share of generate and edit rows trained with the unconditional prompt (train_shapes.PROMPT_DROPOUT)")
     ap.add_argument("--threads", default="1", help="CPU threads of the variant's training")
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
     ap.add_argument("--n", type=int, default=400, help="held-out items per measurement")
@@ -216,6 +219,7 @@ def main():
     T.U_LR = a.lr
     T.EDIT_POSITIONS = a.edit_positions
     T.FRESH_RECORDS = a.fresh_records
+    T.PROMPT_DROPOUT = a.prompt_dropout
     if a.mix:
         T.U_MIX = parse_weights(a.mix, str)
     torch.set_num_threads(int(a.threads))
@@ -231,7 +235,8 @@ def main():
     batches = T.unified_batches(run, argparse.Namespace(device="cpu", records=a.records), v.P, v.tok, v.enc,
                                 v.manifest)
     result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "und_scales": a.und_scales,
-              "lr": a.lr, "edit_positions": a.edit_positions, "fresh_records": a.fresh_records, "mix": mix, **info,
+              "lr": a.lr, "edit_positions": a.edit_positions, "fresh_records": a.fresh_records, "prompt_dropout": a.prompt_dropout,
+              "mix": mix, **info,
               **generalisation_gap(v, batches, min(a.records, 3000)), **measure(v, a.n)}
     print("RESULT", json.dumps(result), flush=True)
 
