@@ -202,7 +202,8 @@ def main():
                     "(train_shapes.FRESH_RECORDS) instead of re-drawing the data cache's")
     ap.add_argument("--lr", type=float, default=T.U_LR, help="peak learning rate of the unified stage")
     ap.add_argument("--prompt-dropout", type=float, default=T.PROMPT_DROPOUT,
-                    help="share of generate and edit rows trained with the unconditional prompt (train_shapes.PROMPT_DROPOUT)")
+                    help="share of generate and edit rows trained with the unconditional prompt "
+                    "(train_shapes.PROMPT_DROPOUT)")
     ap.add_argument("--threads", default="1", help="CPU threads of the variant's training")
     ap.add_argument("--step-scale", default="0.1", help="× the unified step cap (12,000): 0.1 = 1,200 steps")
     ap.add_argument("--n", type=int, default=400, help="held-out items per measurement")
@@ -235,8 +236,8 @@ def main():
     batches = T.unified_batches(run, argparse.Namespace(device="cpu", records=a.records), v.P, v.tok, v.enc,
                                 v.manifest)
     result = {"edit_same_scale": a.edit_same_scale, "gen_scales": a.gen_scales, "und_scales": a.und_scales,
-              "lr": a.lr, "edit_positions": a.edit_positions, "fresh_records": a.fresh_records, "prompt_dropout": a.prompt_dropout,
-              "mix": mix, **info,
+              "lr": a.lr, "edit_positions": a.edit_positions, "fresh_records": a.fresh_records,
+              "prompt_dropout": a.prompt_dropout, "mix": mix, **info,
               **generalisation_gap(v, batches, min(a.records, 3000)), **measure(v, a.n)}
     print("RESULT", json.dumps(result), flush=True)
 
