@@ -10,13 +10,13 @@ has finished (train_shapes.take_spare_core):
 """
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import train_shapes as T  # noqa: E402
 from train.common import bf16_available, masked_lm_loss  # noqa: E402
+from timing import mean_seconds  # noqa: E402
 
 ROWS, LENGTH, LOSS_POSITIONS, TEXT_VOCAB = 48, 91, 21, 638
 
@@ -40,12 +40,7 @@ def tokens_per_second(threads: int, warmup: int = 3, steps: int = 15) -> float:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    t0 = time.time()
-    for _ in range(steps):
-        step()
-    return ROWS * LENGTH * steps / (time.time() - t0)
+    return ROWS * LENGTH / mean_seconds(step, warmup, steps)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ its time budget binds (docs/training.md, "Precision"):
 """
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
@@ -17,6 +16,7 @@ import torch.nn.functional as F  # noqa: E402
 import train_shapes as T  # noqa: E402
 from dialect_tar.vq import VQVAE  # noqa: E402
 from train.common import vq_quantize  # noqa: E402
+from timing import mean_seconds  # noqa: E402
 
 TEXT_VOCAB, BATCH = 638, 32
 
@@ -43,12 +43,7 @@ def seconds_per_step(bf16: bool, channels_last: bool, warmup: int = 3, steps: in
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    t0 = time.time()
-    for _ in range(steps):
-        step()
-    return (time.time() - t0) / steps
+    return mean_seconds(step, warmup, steps)
 
 
 if __name__ == "__main__":
