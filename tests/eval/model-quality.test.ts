@@ -13,10 +13,10 @@
 // (docs/model-card.md, "Quality"); `npm run eval:model -- --quick` prints this sample's table.
 //
 // Where the shipped bundle does not reach a target yet (1.4.0 meets one of six: docs/model-card.md, "The shipped
-// bundle (1.4.0)"; the issue stays open), that target's test is a node:test `todo`: it still runs and prints its figure, but it does
-// not fail CI. What the bundle does reach is guarded by REGRESSION_FLOORS below, set from its measured figures on
-// this sample minus about two binomial standard deviations, so that a broken bundle still fails here. Remove a
-// metric from TARGETS_NOT_MET_YET once a bundle meets it.
+// bundle (1.4.0)"; the issue stays open), that target's test is a node:test `todo`: it still runs and prints its
+// figure, but it does not fail CI. What the bundle does reach is guarded by REGRESSION_FLOORS below, set from its
+// measured figures on this sample minus about two binomial standard deviations, so that a broken bundle still fails
+// here. Remove a metric from TARGETS_NOT_MET_YET once a bundle meets it.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
