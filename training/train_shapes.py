@@ -65,8 +65,7 @@ CHAT_SYSTEM = None                 # no system turn: shorter sequences, same for
 # run fits the 2-hour goal with room for export and check. The budgets are sized for the slower machines this
 # project trains on (half the step rate of the one that trained 1.1.0, docs/model-card.md): there TA-Tok and the
 # VQ-VAE still reach the ~6,000 steps they need (scene fidelity plateaus there); on a fast machine they stop at
-# their step caps early, lane b ends sooner and lane a's unified stage gets the minutes TA-Tok left (POOLED_BUDGET).
-# Lane b finishes ~20 min before lane a, and the unified stage then
+# their step caps early and the run ends sooner. Lane b finishes ~20 min before lane a, and the unified stage then
 # takes its core (take_spare_core: 1.8× the tokens/s on two threads, experiments/unified_threads.py), the stage
 # most figures depend on.
 PLAN = {"llm-text": (600, 5), "ta-tok": (6000, 38), "vq-vae": (8000, 36), "vq-refine": (4000, 6),
@@ -95,11 +94,6 @@ NEEDS = {"data": [], "tokenizer": ["data"], "llm-text": ["tokenizer"], "ta-tok":
          "vq-vae": ["tokenizer"], "ar-dtok": ["ta-tok", "vq-vae"], "unified": ["ta-tok"],
          "export": ["unified", "ar-dtok"], "check": ["export"]}
 LANES = {"a": ["data", "tokenizer", "llm-text", "ta-tok", "unified", "export", "check"], "b": ["vq-vae", "ar-dtok"]}
-# A stage that also gets the minutes its lane's earlier stages left unused: lane a ends at the same planned time on
-# every machine, and where TA-Tok reaches its step cap early (a fast machine: 29.5 of its 38 min in the 1.4.0 run)
-# the unified stage, the one most figures depend on and whose loss is still falling at its end, trains on instead
-# of the run ending sooner.
-POOLED_BUDGET = {"unified": ("llm-text", "ta-tok")}
 
 
 # ============================================================================================== configs
@@ -117,7 +111,7 @@ def make_configs(text_vocab: int):
 
 def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None, understanding=None):
     llm_cfg, ta_cfg, ar_cfg, vq_cfg = cfgs
-    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.5.0",
+    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.4.0",
                           description="Miniature Tar trained on the shapes world (training/train_shapes.py)",
                           image_template="<im_start><S{k}>{tokens}<im_end>", system=CHAT_SYSTEM,
                           cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
@@ -220,23 +214,13 @@ def take_spare_core(a, stage):
     log(f"[{stage}] lane b has finished: now on {a.threads} threads")
 
 
-def unused_minutes(run, a, stages) -> float:
-    """Minutes of these finished stages' time budgets that their stage time (training and its checks, from
-    times.json) left unused, net: an earlier stage that ran over its budget takes from what the others left."""
-    if not stages:
-        return 0.0
-    budget = sum(PLAN[s][1] * a.time_scale for s in stages)
-    used = sum(run.stage_seconds(s) / 60 for s in stages)
-    return max(0.0, budget - used)
-
-
 def train_loop(run, a, name, modules, params, batch_fn, loss_fn, base_lr, wd=0.01, extra_state=None,
                every=20, warmup=50, clip=1.0):
     """Generic resumable loop. modules: dict name → nn.Module (saved); batch_fn(step) → batch; loss_fn(batch,
     step) → (loss tensor, items, extra str)."""
     steps, minutes = PLAN[name]
     steps = max(2, int(steps * a.step_scale))
-    minutes = minutes * a.time_scale + unused_minutes(run, a, POOLED_BUDGET.get(name, ()))
+    minutes = minutes * a.time_scale
     opt = torch.optim.AdamW(params, lr=base_lr, betas=(0.9, 0.95), weight_decay=wd)
     ck = run.path(f"{name}.partial.pt")
     step, elapsed = 0, 0.0
@@ -250,7 +234,6 @@ def train_loop(run, a, name, modules, params, batch_fn, loss_fn, base_lr, wd=0.0
             extra_state.update(st["extra"])
         log(f"[{name}] resumed at step {step} ({elapsed / 60:.1f} min done)")
     prog = Progress(name, steps, minutes, elapsed, every)
-    log(f"[{name}] step cap {steps}, time budget {minutes:.1f} min")
     last_save = time.time()
     t_items, t_time = 0, time.time()
     while not prog.finished(step):

@@ -70,10 +70,6 @@ class Run:
             self.times["total_seconds"] = round(sum(v["seconds"] for k, v in self.times.items()
                                                     if isinstance(v, dict)), 1)
 
-    def stage_seconds(self, stage: str) -> float:
-        """The measured time of a finished stage (0 if it has none), as times.json holds it now."""
-        return self._load(self.times_path, {}).get(stage, {}).get("seconds", 0.0)
-
     def note(self, key: str, value):
         """A run-level figure in times.json (wall-clock time of the whole command, say)."""
         with self._locked():
