@@ -110,14 +110,17 @@ def main() -> int:
     reading = manifest.get("understanding", {})
     read_scale = reading.get("scale", manifest["defaultScale"])
     view_scales = [s for s in dict.fromkeys(reading.get("viewScales", [])) if s != read_scale]
+    # The scale an uploaded image is edited at (its editing section; absent: defaultScale), unless --scale names one,
+    # as for the runtime's request.
+    edit_scale = a.scale or manifest.get("editing", {}).get("scale", manifest["defaultScale"])
 
-    def unconditional_row(image):
+    def unconditional_row(image, out_scale):
         """Guidance's unconditional prompt ids (the request with the unconditional text; an edit keeps its image),
         or None when the bundle does not guide: then nothing is built inside the timed request."""
         if guidance == 1:
             return None
         task = "generate" if image is None else "edit"
-        return p.prompt_ids([Turn("user", unconditional_text, image, task)], "image", scale)
+        return p.prompt_ids([Turn("user", unconditional_text, image, task)], "image", out_scale)
 
     def understand():
         clock = Clock()
@@ -132,18 +135,20 @@ def main() -> int:
     def generate():
         clock = Clock()
         prompt = p.prompt_ids([Turn("user", a.generate_prompt, None, "generate")], "image", scale)
-        ids, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, unconditional_row(None), guidance)
+        ids, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, unconditional_row(None, scale), guidance)
         return clock, {"imageTokens": ids, "codes": codes}
 
     def edit():
         clock = Clock()
-        ids = p.encode_image(p.normalise(rgb), scale)[0].tolist()
+        ids = p.encode_image(p.normalise(rgb), edit_scale)[0].tolist()
         clock.lap("encode")
-        prompt = p.prompt_ids([Turn("user", a.edit_prompt, ImageRef(scale, ids), "edit")], "image", scale)
-        out, codes, _ = run_image(p, prompt, n_tokens, cfg, clock, unconditional_row(ImageRef(scale, ids)), guidance)
+        image = ImageRef(edit_scale, ids)
+        prompt = p.prompt_ids([Turn("user", a.edit_prompt, image, "edit")], "image", edit_scale)
+        out, codes, _ = run_image(p, prompt, p.scale_tokens[edit_scale], cfg, clock, unconditional_row(image, edit_scale),
+                                  guidance)
         return clock, {"inputTokens": ids, "imageTokens": out, "codes": codes}
 
-    report = {"threads": a.threads, "torch": torch.__version__, "scale": scale, "cfgScale": cfg,
+    report = {"threads": a.threads, "torch": torch.__version__, "scale": scale, "editScale": edit_scale, "cfgScale": cfg,
               "understanding": {"scale": read_scale, "viewScales": view_scales},
               "promptGuidance": guidance, "tasks": {}}
     for name, task in (("understand", understand), ("generate", generate), ("edit", edit)):

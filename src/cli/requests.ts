@@ -21,7 +21,8 @@ export type CliRequest =
       'temperature'
     >)
   | ({ task: 'generate'; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
-  | ({ task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number } & CliSampling)
+  | ({ task: 'edit'; image: string; prompt: string; out: string; seed?: number; scale?: number; imageScale?: number } &
+      CliSampling)
   | ({ task: 'reconstruct'; image: string; out: string; seed?: number; scale?: number } & Pick<CliSampling, 'detokGuidance'>);
 
 /** The tasks a request can name. */
@@ -106,6 +107,7 @@ export function parseRequest(value: unknown): CliRequest {
         prompt: text('prompt'),
         out: text('out'),
         ...common(),
+        ...optional('imageScale', integer('imageScale')),
         ...temperature(),
         ...guidance(),
         ...detokGuidance(),
@@ -176,6 +178,7 @@ export async function runRequest(
               image: { bytes: await readImage(baseDir, request.image) },
               prompt: request.prompt,
               ...scale,
+              ...(request.imageScale === undefined ? {} : { imageScale: request.imageScale }),
               ...sampling(request),
               ...common,
             });

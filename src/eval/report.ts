@@ -67,6 +67,8 @@ export interface EvalReport {
   /** The scale and other views understanding read the images at (the bundle's, or the run's override). */
   understandingScale?: number | undefined;
   views?: number[] | undefined;
+  /** The scale uploads were edited at (the bundle's, or the run's override). */
+  editScale?: number | undefined;
   sample: SampleSpec | undefined;
   /** The prompt guidance every generation and edit was sent with; undefined: the bundle's default. */
   guidance?: number;
@@ -93,6 +95,7 @@ export interface RunInfo {
   defaultScale: number | undefined;
   understandingScale?: number | undefined;
   views?: number[] | undefined;
+  editScale?: number | undefined;
   sample: SampleSpec | undefined;
   guidance?: number | undefined;
   detokGuidance?: number | undefined;
@@ -219,6 +222,7 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
     defaultScale: info.defaultScale,
     ...(info.understandingScale === undefined ? {} : { understandingScale: info.understandingScale }),
     ...(info.views === undefined ? {} : { views: info.views }),
+    ...(info.editScale === undefined ? {} : { editScale: info.editScale }),
     sample: info.sample,
     ...(info.guidance === undefined ? {} : { guidance: info.guidance }),
     ...(info.detokGuidance === undefined ? {} : { detokGuidance: info.detokGuidance }),

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import {
   detectImage, gradeAnswer, gradeEdit, gradeGeneration, gradeRoundTrip, parseDescription, sameScene,
 } from '../shapes/index.ts';
-import { parseManifest, understandingOf } from '../model/manifest.ts';
+import { editingOf, parseManifest, understandingOf } from '../model/manifest.ts';
 import { type EvalItem, type EvalSet, type ItemSet, type SampleSpec, buildItems, loadEvalSet, sampleItems } from './eval-set.ts';
 import { type EvalReport, type GradedItem, type RunInfo, summarise } from './report.ts';
 
@@ -42,6 +42,11 @@ export interface EvalOptions {
    * probe's; default: the bundle's. */
   understandingScale?: number;
   views?: number[];
+  /** The scale of every edit that does not name one (its output, and its input encoded at it unless
+   * `editImageScale`); default: the bundle's. */
+  editScale?: number;
+  /** The scale every edit's input image is encoded at; default: the edit's scale. */
+  editImageScale?: number;
   /** `dialect batch --concurrency` (default 16) and `--threads`. */
   concurrency?: number;
   threads?: number;
@@ -60,7 +65,8 @@ interface BatchAnswer {
 }
 
 /** What an evaluation may set on every request instead of the bundle's defaults. */
-export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'detokGuidance' | 'understandingScale' | 'views'>;
+export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'detokGuidance' | 'understandingScale' | 'views' | 'editScale' | 'editImageScale'
+>;
 
 /** The batch line of an item; outputs go to images/ID.png next to the batch file. */
 export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Record<string, unknown> {
@@ -84,7 +90,11 @@ export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Recor
     case 'generate':
       return { ...common, task: 'generate', prompt: item.prompt, out, ...guided };
     case 'edit':
-      return { ...common, task: 'edit', image: item.image, prompt: item.instruction, out, ...guided };
+      return {
+        ...common,
+        ...(overrides.editScale === undefined || item.scale !== undefined ? {} : { scale: overrides.editScale }),
+        ...(overrides.editImageScale === undefined ? {} : { imageScale: overrides.editImageScale }),
+        task: 'edit', image: item.image, prompt: item.instruction, out, ...guided };
     case 'reconstruct':
       return { ...common, task: 'reconstruct', image: item.image, out, ...rendered };
   }
@@ -167,13 +177,13 @@ export async function gradeItem(item: EvalItem, answer: BatchAnswer | undefined,
 }
 
 /** The bundle's default scale and understanding reading, for the report's labels (undefined when unreadable). */
-async function readScales(model: string): Promise<Pick<RunInfo, 'defaultScale' | 'understandingScale' | 'views'>> {
+async function readScales(model: string): Promise<Pick<RunInfo, 'defaultScale' | 'understandingScale' | 'views' | 'editScale'>> {
   try {
     const manifest = parseManifest(JSON.parse(await readFile(join(model, 'manifest.json'), 'utf8')));
     const { scale, viewScales } = understandingOf(manifest);
-    return { defaultScale: manifest.defaultScale, understandingScale: scale, views: viewScales };
+    return { defaultScale: manifest.defaultScale, understandingScale: scale, views: viewScales, editScale: editingOf(manifest).scale };
   } catch {
-    return { defaultScale: undefined, understandingScale: undefined, views: [] };
+    return { defaultScale: undefined, understandingScale: undefined, views: [], editScale: undefined };
   }
 }
 
@@ -226,6 +236,7 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
       detokGuidance: options.detokGuidance,
       ...(options.understandingScale === undefined ? {} : { understandingScale: options.understandingScale }),
       ...(options.views === undefined ? {} : { views: options.views }),
+      ...(options.editScale === undefined ? {} : { editScale: options.editScale }),
       concurrency: options.concurrency ?? 16,
       batchSeconds,
       seconds: (performance.now() - started) / 1000,

@@ -23,7 +23,7 @@ export { ThreadedTarModel, type Model } from './thread/threaded-model.ts';
 export type { ImageTokens, Turn, Task } from './prompt.ts';
 export type { TextSampling, ImageSampling, DetokSampling, SamplingSettings } from './sampling.ts';
 export type { Manifest, ScaleInfo } from './manifest.ts';
-export { parseManifest, understandingOf } from './manifest.ts';
+export { editingOf, parseManifest, understandingOf } from './manifest.ts';
 export { storedViewScales } from './views.ts';
 export type { LoadProgress } from './bundle.ts';
 export type { ExecutionProvider } from './onnx-backend.ts';

@@ -41,6 +41,12 @@ export interface Manifest {
    * decoded from (views.ts; absent: none). A bundle may read images best at another scale than it writes them.
    */
   understanding?: { scale?: number; viewScales?: number[] };
+  /**
+   * How an edit reads an image given as pixels: encoded at `scale` (absent: `defaultScale`), which is also the scale
+   * the edit is written at. An edit of an image given as tokens is written at that image's scale: a bundle that
+   * copies what an edit keeps token by token copies badly across scales (docs/model-card.md).
+   */
+  editing?: { scale?: number };
   llm: {
     layers: number;
     kvHeads: number;
@@ -288,6 +294,16 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
     c.problem('defaultScale', `must be one of the scales (${scaleNumbers.join(', ')}), found ${defaultScale}`);
   }
 
+  if (m.editing !== undefined) {
+    const editing = c.object(m.editing, 'editing');
+    if (editing?.scale !== undefined) {
+      const scale = c.integer(editing.scale, 'editing.scale', { min: 1 });
+      if (scale !== undefined && scales !== undefined && !scaleNumbers.includes(scale)) {
+        c.problem('editing.scale', `must be one of the scales (${scaleNumbers.join(', ')}), found ${scale}`);
+      }
+    }
+  }
+
   if (m.understanding !== undefined) {
     const understanding = c.object(m.understanding, 'understanding');
     if (understanding?.scale !== undefined) {
@@ -410,6 +426,11 @@ export function understandingOf(manifest: Manifest): { scale: number; viewScales
     scale: manifest.understanding?.scale ?? manifest.defaultScale,
     viewScales: [...(manifest.understanding?.viewScales ?? [])],
   };
+}
+
+/** How an edit reads an image given as pixels, absent fields read as their defaults (a fresh copy). */
+export function editingOf(manifest: Manifest): { scale: number } {
+  return { scale: manifest.editing?.scale ?? manifest.defaultScale };
 }
 
 /** The scale entry for `scale`, or undefined when the bundle lacks it. */

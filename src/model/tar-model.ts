@@ -6,7 +6,7 @@ import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, typ
 import { type PositionRule, positionRule } from './positions.ts';
 import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, PromptTooLongError } from './errors.ts';
 import { imageToPixels, pixelsToPng } from './images.ts';
-import { findScale, type Manifest, type ScaleInfo, understandingOf } from './manifest.ts';
+import { editingOf, findScale, type Manifest, type ScaleInfo, understandingOf } from './manifest.ts';
 import { type ExecutionProvider, floatTensor, int64Tensor, readFloat32, readInt64 } from './onnx-backend.ts';
 import { type ImageTokens, PromptBuilder, type PromptRequest, type Turn } from './prompt.ts';
 import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
@@ -132,6 +132,11 @@ export interface GenerateRequest extends CommonRequest {
 
 export interface EditRequest extends GenerateRequest {
   image: ImageInput;
+  /**
+   * Scale of the image tokens the LLM writes. Defaults to the input's scale when it is given as tokens, else to the
+   * manifest's `editing.scale` (editingOf).
+   */
+  scale?: number;
   /** Scale at which image bytes are encoded. Defaults to `scale`. */
   imageScale?: number;
 }
@@ -179,6 +184,8 @@ export interface ModelInfo {
   defaultScale: number;
   /** How understanding reads an image given as pixels: its scale, and the scales of its other views (views.ts). */
   understanding: { scale: number; viewScales: number[] };
+  /** How an edit reads an image given as pixels: the scale it is encoded and the edit written at. */
+  editing: { scale: number };
   /** Side of generated images in pixels. */
   imageSize: number;
   defaults: Manifest['sampling'];
@@ -342,6 +349,7 @@ export class TarModel {
       scales: m.scales.map((s) => ({ ...s })),
       defaultScale: m.defaultScale,
       understanding: understandingOf(m),
+      editing: editingOf(m),
       imageSize: m.vq.outputSize,
       defaults: structuredClone(m.sampling),
       provider: this.#provider,
@@ -425,7 +433,9 @@ export class TarModel {
   async edit(request: EditRequest): Promise<ImageResult> {
     this.#assertOpen();
     const clock = new RequestClock();
-    const scale = request.scale ?? this.manifest.defaultScale;
+    // The model copies what an edit keeps token by token, which works within one scale only: an edit of an image given
+    // as tokens is written at that image's scale unless the request says otherwise.
+    const scale = request.scale ?? ('bytes' in request.image ? editingOf(this.manifest).scale : request.image.scale);
     this.#scaleInfo(scale, 'scale');
     checkPrompt(request.prompt);
     const image = await this.#imageTokens(request.image, request.imageScale ?? scale, clock, request);

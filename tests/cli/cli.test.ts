@@ -206,6 +206,24 @@ describe('dialect CLI on the tiny random bundle', () => {
     assert.match(misplaced.stderr, /generate takes no --views/);
   });
 
+  it("an edit line's imageScale encodes the input at that scale; the edit is written at its own scale", async () => {
+    const edit = { task: 'edit', image: 'in.png', prompt: 'make the circle blue', seed: 1, scale: 2 };
+    const lines = [
+      { id: 'same', ...edit, out: 'same.png' },
+      { id: 'finer', ...edit, out: 'finer.png', imageScale: 1 },
+      { id: 'unknown', ...edit, out: 'unknown.png', imageScale: 7 },
+      { id: 'bad', ...edit, out: 'bad.png', imageScale: 'one' },
+    ];
+    await writeFile(join(dir, 'image-scale.jsonl'), lines.map((line) => JSON.stringify(line)).join('\n'));
+    const run = await dialect(['batch', 'image-scale.jsonl'], dir);
+    const [same, finer, unknown, bad] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.equal((same?.tokens as number[]).length, 16);
+    assert.equal((finer?.tokens as number[]).length, 16, 'written at scale 2');
+    assert.notDeepEqual(finer?.tokens, same?.tokens, "the scale-1 input changes the random model's edit");
+    assert.match((unknown?.error as { message: string }).message, /scale must be one of 1, 2, 3, not 7/);
+    assert.match((bad?.error as { message: string }).message, /"imageScale" must be a non-negative integer/);
+  });
+
   it('usage mistakes exit 2 with a message', async () => {
     const guidedQuestion = await dialect(['understand', '--image', 'in.png', 'what?', '--guidance', '2'], dir);
     assert.equal(guidedQuestion.code, 2);

@@ -100,6 +100,18 @@ describe('the committed eval set', () => {
     assert.equal('guidance' in chosen, false, 'guidance is for generations and edits');
   });
 
+  it("edits at the bundle's scale unless the run names one, the input encoded at the edit's scale unless named too", () => {
+    const edit = items.find((i) => i.task === 'edit' && i.scale === undefined) as EvalItem;
+    const plain = batchLine(edit);
+    assert.equal('scale' in plain || 'imageScale' in plain, false, 'the bundle decides');
+    const chosen = batchLine(edit, { editScale: 3 });
+    assert.deepEqual([chosen.scale, 'imageScale' in chosen], [3, false]);
+    const crossed = batchLine(edit, { editScale: 3, editImageScale: 2 });
+    assert.deepEqual([crossed.scale, crossed.imageScale], [3, 2]);
+    const question = items.find((i) => i.task === 'understand' && i.scale === undefined) as EvalItem;
+    assert.equal('scale' in batchLine(question, { editScale: 3 }), false, 'only edits');
+  });
+
   it('sends de-tokenizer guidance with every item that writes an image, and prompt guidance with generations and edits', () => {
     const overrides = { guidance: 2, detokGuidance: 1.5 };
     for (const task of ['generate', 'edit', 'reconstruct', 'understand'] as const) {
@@ -174,6 +186,7 @@ describe('a run through dialect batch on the tiny random bundle', () => {
     assert.equal(m('round-trip')?.count, 2);
     assert.equal(report.understandingScale, 2, 'a bundle without `understanding` reads at its default scale');
     assert.deepEqual(report.views, []);
+    assert.equal(report.editScale, 2, 'a bundle without `editing` edits uploads at its default scale');
     assert.equal([1, 2, 3].reduce((n, s) => n + (m(`understand.scale.${s}`)?.count ?? 0), 0), 2);
     assert.equal((m('round-trip.scale.1')?.count ?? 0) + (m('round-trip.scale.3')?.count ?? 0), 2);
     // Every request came back and was graded (no error lines): wrong answers, not broken plumbing.

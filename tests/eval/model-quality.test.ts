@@ -12,8 +12,8 @@
 // random-weight tiny bundle shows) fails by far. The full figures come from `npm run eval:model`
 // (docs/model-card.md, "Quality"); `npm run eval:model -- --quick` prints this sample's table.
 //
-// Where the shipped bundle does not reach a target yet (1.4.0 meets one of six: docs/model-card.md, "The shipped
-// bundle (1.4.0)"; the issue stays open), that target's test is a node:test `todo`: it still runs and prints its
+// Where the shipped bundle does not reach a target yet (1.4.1 meets one of six: docs/model-card.md, "The shipped
+// bundle (1.4.1)"; the issue stays open), that target's test is a node:test `todo`: it still runs and prints its
 // figure, but it does not fail CI. What the bundle does reach is guarded by REGRESSION_FLOORS below, set from its
 // measured figures on this sample minus about two binomial standard deviations, so that a broken bundle still fails
 // here. Remove a metric from TARGETS_NOT_MET_YET once a bundle meets it.
@@ -25,7 +25,7 @@ import { CI_SAMPLE, type EvalReport, formatTable, runEvaluation, SHIPPED_BUNDLE_
 
 const MARGIN = 0.1;
 
-/** Targets that models/tar-shapes 1.4.0 misses on the full set (docs/model-card.md, "Figures"). */
+/** Targets that models/tar-shapes 1.4.1 misses on the full set (docs/model-card.md, "Figures"). */
 const TARGETS_NOT_MET_YET = new Set<string>([
   'understand.questions',
   'understand.describe',
@@ -35,10 +35,10 @@ const TARGETS_NOT_MET_YET = new Set<string>([
 ]);
 
 /**
- * What 1.4.0 measurably does on this sample (`npm run eval:model -- --quick`), less about two binomial standard
+ * What 1.4.1 measurably does on this sample (`npm run eval:model -- --quick`), less about two binomial standard
  * deviations of the sample's size: questions 85% (n 40, sd 5.6 points; 84.4% on the full set), "Describe" 75%
- * (n 20, sd 9.7; 76.2%), 2–3-object generation 40% (n 20, sd 11; 33.6%), edits 40% (n 30, sd 8.9; 41.9%), round
- * trip 73.3% (n 30, sd 8.1; 81.3%); colour, count and background questions 83–100%. One-object generation (85%,
+ * (n 20, sd 9.7; 76.2%), 2–3-object generation 40% (n 20, sd 11; 33.6%), edits 53.3% (n 30, sd 9.1; 45.8%; 1.4.0,
+ * editing at scale 2: 40%), round trip 73.3% (n 30, sd 8.1; 81.3%); colour, count and background questions 83–100%. One-object generation (85%,
  * 90.5% on the full set) is guarded by its target's test. 1.3.3 scored 72.5 / 40 / 10 / 16.7 / 63.3% here and
  * would fail these floors; a random-weight bundle scores near chance or below (colour 1/7, background 1/3,
  * generation and round trip 0%) and fails them by far.
@@ -47,7 +47,7 @@ const REGRESSION_FLOORS: Record<string, number> = {
   'understand.questions': 0.7,
   'understand.describe': 0.55,
   'generate.multi-object': 0.2,
-  'edit': 0.2,
+  'edit': 0.35,
   'round-trip': 0.55,
   'understand.kind.color': 0.6,
   'understand.kind.count': 0.6,
@@ -86,7 +86,7 @@ describe('quality of the shipped model (models/tar-shapes) on a fixed sample of 
   }
 
   for (const [id, target] of Object.entries(TARGETS)) {
-    const todo = TARGETS_NOT_MET_YET.has(id) ? 'models/tar-shapes 1.4.0 does not meet this target yet' : undefined;
+    const todo = TARGETS_NOT_MET_YET.has(id) ? 'models/tar-shapes 1.4.1 does not meet this target yet' : undefined;
     it(`${id}: at least ${Math.round((target - MARGIN) * 100)}% (target ${Math.round(target * 100)}% less ${MARGIN * 100} points)`, { todo }, async () => {
       const report = await evaluate();
       const metric = report.metrics.find((m) => m.id === id);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { BundleError } from '../../src/model/errors.ts';
-import { parseManifest, understandingOf } from '../../src/model/manifest.ts';
+import { editingOf, parseManifest, understandingOf } from '../../src/model/manifest.ts';
 import { tinyManifest } from './helpers.ts';
 
 let good: any;
@@ -90,6 +90,20 @@ describe('parseManifest', () => {
     assert.match(problems((m) => (m.understanding = { viewScales: [1, 1] })), /understanding\.viewScales\[1\]: repeats scale 1/);
     assert.match(problems((m) => (m.understanding = { viewScales: 3 })), /understanding\.viewScales: must be an array/);
     assert.match(problems((m) => (m.understanding = 'scale 3')), /understanding: must be an object/);
+  });
+
+  it('edits an upload at the default scale without an editing section, else at its scale', () => {
+    assert.equal(good.editing, undefined);
+    assert.deepEqual(editingOf(parseManifest(structuredClone(good))), { scale: 2 });
+    const m = structuredClone(good);
+    m.editing = { scale: 3 };
+    assert.deepEqual(editingOf(parseManifest(m)), { scale: 3 });
+  });
+
+  it('checks the editing section against the scales', () => {
+    assert.match(problems((m) => (m.editing = { scale: 4 })), /editing\.scale: must be one of the scales \(1, 2, 3\), found 4/);
+    assert.match(problems((m) => (m.editing = { scale: 2.5 })), /editing\.scale: must be an integer/);
+    assert.match(problems((m) => (m.editing = 3)), /editing: must be an object/);
   });
 
   it('rejects a non-object', () => {

@@ -1,10 +1,11 @@
 /**
- * A bundle may read images best at another scale than it writes them, and from several views (the manifest's
- * `understanding`, src/model/views.ts): the server encodes an upload that is to be understood at the reading scale,
- * an upload that is to be edited at the output's scale, a request's own `scale` winning over both, and stores the
+ * A bundle may read and edit images best at other scales than it generates them, and read from several views (the
+ * manifest's `understanding` and `editing`, src/model/views.ts): the server encodes an upload that is to be understood
+ * at the reading scale, an upload that is to be edited at the editing scale (the edit is written at it), a request's
+ * own `scale` winning over both; an edit of a stored image is written at that image's scale; and it stores the
  * upload's tokens at the bundle's other reading scales as its views, so that a question asked again about the stored
  * image reads what the first one read. In-process GraphQL on PGlite, with a copy of the tiny bundle that reads at
- * scale 3 with a scale-2 view and writes at scale 2.
+ * scale 3 with a scale-2 view, edits uploads at scale 1 and generates at scale 2.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -29,6 +30,7 @@ describe('the scale an upload is encoded at', () => {
   before(async () => {
     const copy = await bundleCopy((m) => {
       m.understanding = { scale: 3, viewScales: [2] };
+      m.editing = { scale: 1 };
     });
     cleanup = copy.cleanup;
     model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1 });
@@ -43,10 +45,15 @@ describe('the scale an upload is encoded at', () => {
     await cleanup?.();
   });
 
-  it("is the model's understanding scale for a question, its default scale for an edit, the request's when given", async () => {
+  it("is the model's understanding scale for a question, its editing scale for an edit, the request's when given", async () => {
     const user = freshUser();
-    const info = await exec(server, '{ model { defaultScale understandingScale understandingViewScales } }', {}, user);
-    assert.deepEqual(JSON.parse(JSON.stringify(info.data.model)), { defaultScale: 2, understandingScale: 3, understandingViewScales: [2] });
+    const info = await exec(server, '{ model { defaultScale understandingScale understandingViewScales editScale } }', {}, user);
+    assert.deepEqual(JSON.parse(JSON.stringify(info.data.model)), {
+      defaultScale: 2,
+      understandingScale: 3,
+      understandingViewScales: [2],
+      editScale: 1,
+    });
     const image = { base64: await pngBase64() };
     const asked = await exec(server, UNDERSTAND, { input: { prompt: 'Describe the image.', image } }, user);
     assert.deepEqual(asked.data.understand.errors, []);
@@ -54,7 +61,15 @@ describe('the scale an upload is encoded at', () => {
     assert.equal(asked.data.understand.turn.inputImage.tokens.length, 9);
     const edited = await exec(server, EDIT, { input: { prompt: 'make the circle blue', image } }, user);
     assert.deepEqual(edited.data.edit.errors, []);
-    assert.equal(edited.data.edit.turn.inputImage.scale, 2);
+    assert.equal(edited.data.edit.turn.inputImage.scale, 1);
+    assert.equal(edited.data.edit.turn.image.scale, 1, 'written at the scale the upload was encoded at');
+    // The image asked about (stored at scale 3) edited: written at its own scale, which the model copies from.
+    const stored = { id: asked.data.understand.turn.inputImage.id };
+    const restyled = await exec(server, EDIT, { input: { prompt: 'make the circle blue', image: stored } }, user);
+    assert.deepEqual(restyled.data.edit.errors, []);
+    assert.deepEqual([restyled.data.edit.turn.inputImage.scale, restyled.data.edit.turn.image.scale], [3, 3]);
+    const rescaled = await exec(server, EDIT, { input: { prompt: 'make the circle blue', image: stored, scale: 2 } }, user);
+    assert.deepEqual([rescaled.data.edit.turn.inputImage.scale, rescaled.data.edit.turn.image.scale], [3, 2]);
     const chosen = await exec(server, UNDERSTAND, { input: { prompt: 'Describe the image.', image, scale: 1 } }, user);
     assert.equal(chosen.data.understand.turn.inputImage.scale, 1);
   });
@@ -77,10 +92,11 @@ describe('the scale an upload is encoded at', () => {
     }
     assert.equal(first.data.understand.turn.text, (await model.understand({ image: { bytes }, prompt: prompts[0] as string })).text);
 
-    // An upload stored for an edit (at scale 2) keeps its scale-3 view: asked about later, it is read from both.
+    // An upload stored for an edit (at scale 1) keeps its scale-3 and scale-2 views: asked about later, it is read
+    // from them and itself.
     const edited = await exec(server, EDIT, { input: { prompt: 'make the circle red', image: { base64 } } }, user);
     const editInput = await getImage(handle.database, me.data.me.id, edited.data.edit.turn.inputImage.id);
-    assert.equal(editInput.scale, 2);
-    assert.deepEqual(editInput.views, [await model.encodeImage(bytes, 3)]);
+    assert.equal(editInput.scale, 1);
+    assert.deepEqual(editInput.views, [await model.encodeImage(bytes, 3), await model.encodeImage(bytes, 2)]);
   });
 });

@@ -62,6 +62,7 @@ export type EditInput = {
   /** The instruction, e.g. "make the circle blue". */
   prompt: Scalars['String']['input'];
   sampling?: InputMaybe<ImageSamplingInput>;
+  /** Scale of the edited image (1, 2 or 3); defaults to the stored image's scale, or for an upload to the model's editScale (the upload is encoded at the edit's scale). */
   scale?: InputMaybe<Scalars['Int']['input']>;
   seed?: InputMaybe<Scalars['Int']['input']>;
   wait?: InputMaybe<Scalars['Boolean']['input']>;
@@ -193,6 +194,8 @@ export type ModelInfo = {
   defaultScale: Scalars['Int']['output'];
   /** What unset sampling fields take. */
   defaults: SamplingDefaults;
+  /** The scale at which an uploaded image is encoded for an edit and the edit written. An edit of a stored image is written at that image's scale: the model edits within one scale. */
+  editScale: Scalars['Int']['output'];
   /** Tasks served but not validated for this model. */
   experimental: Array<Task>;
   /** Side of the images the model writes, in pixels. */
@@ -804,6 +807,7 @@ export type JobPayloadResolvers<ContextType = Context, ParentType extends Resolv
 export type ModelInfoResolvers<ContextType = Context, ParentType extends ResolversParentTypes['ModelInfo'] = ResolversParentTypes['ModelInfo']> = {
   defaultScale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   defaults?: Resolver<ResolversTypes['SamplingDefaults'], ParentType, ContextType>;
+  editScale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   experimental?: Resolver<Array<ResolversTypes['Task']>, ParentType, ContextType>;
   imageSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;

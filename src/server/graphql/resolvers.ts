@@ -168,6 +168,7 @@ export const resolvers: Resolvers = {
         defaultScale: info.defaultScale,
         understandingScale: info.understanding.scale,
         understandingViewScales: info.understanding.viewScales,
+        editScale: info.editing.scale,
         imageSize: info.imageSize,
         experimental: info.experimental.map((t) => t.toUpperCase()).filter((t): t is Task => t === 'UNDERSTAND' || t === 'GENERATE' || t === 'EDIT'),
         defaults: {

@@ -10,7 +10,7 @@ import { getImage } from '../../db/images.ts';
 import type { Job } from '../../db/jobs.ts';
 import { getLatestTurnId } from '../../db/server-queries.ts';
 import { startTurn } from '../../db/turn-writes.ts';
-import { type ImageWithViews, type Model, storedViewScales, understandingOf } from '../../model/index.ts';
+import { editingOf, type ImageWithViews, type Model, storedViewScales, understandingOf } from '../../model/index.ts';
 import type { Limits } from '../config.ts';
 import { toUserError, UserFailure } from '../errors.ts';
 import type { ImageInput, ImageSamplingInput, TextSamplingInput } from '../graphql/generated.ts';
@@ -290,12 +290,12 @@ export class TurnService {
   }
 
   /**
-   * The scale an upload is encoded at when the request names none: understanding's (a bundle may read images best at
-   * another scale than it writes them), or for an edit the output's scale, as the model runtime does.
+   * The scale an upload is encoded at when the request names none: understanding's or editing's (a bundle may read
+   * and edit images best at another scale than it generates them), as the model runtime does.
    */
   #uploadScale(task: Task): number {
     const manifest = this.model.manifest;
-    return task === 'understand' ? understandingOf(manifest).scale : manifest.defaultScale;
+    return task === 'understand' ? understandingOf(manifest).scale : editingOf(manifest).scale;
   }
 
   /**

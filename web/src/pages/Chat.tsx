@@ -514,8 +514,13 @@ function Composer({
         </label>
         <label>
           Scale
-          <select name="scale" value={scale} onChange={(e) => setScale(e.currentTarget.value)}>
-            <option value="">default ({session.model.defaultScale})</option>
+          <select
+            name="scale"
+            value={scale}
+            onChange={(e) => setScale(e.currentTarget.value)}
+            title={`Default: ${session.model.defaultScale} for a generation; an edit keeps the picked image's scale, or edits an attached one at ${session.model.editScale}`}
+          >
+            <option value="">default ({session.model.defaultScale}; edits: the image's)</option>
             {session.model.scales.map((s) => (
               <option key={s.scale} value={String(s.scale)}>
                 {s.scale}: {s.grid}×{s.grid}, {s.tokens} tokens
