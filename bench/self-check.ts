@@ -1,0 +1,124 @@
+// npm run bench:self-check -- --eval DIR [--limit N] [--candidates 8] [--temperature 0.7] [--tasks generate,edit]
+//
+// An experiment, not a product setting yet: how much would generations and edits gain if the model checked its own
+// work? For every generation and edit of a TUNING set it writes the greedy image and `--candidates` sampled ones
+// (temperature, other seeds), has the same model describe each from its own image tokens ("Describe the image.",
+// no re-encoding), and keeps the first whose description meets the request (the greedy one first; greedy when none
+// does): for a generation, the prompt's constraints; for an edit, the model's own description of the input with the
+// instruction applied (src/shapes: parsePrompt, parseDescription, applyEdit). Prints, per task, the greedy rate, the
+// self-checked rate, the rate if an oracle picked (any candidate right) and how often the self-check agrees with
+// the pixel checker. The tuning set is an eval set drawn from other seeds of the eval range than eval/shapes:
+//
+//   training/py -m shapes.dataset eval --out /tmp/tune --count 2000 --seed-start 1500000000
+//   npm run bench:self-check -- --eval /tmp/tune --limit 800
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { parseOptionalInteger, parseOptionalNumber } from '../src/cli/model-options.ts';
+import { buildItems, type EvalItem, loadEvalSet, SHIPPED_BUNDLE_DIR } from '../src/eval/index.ts';
+import { type ImageResult, TarModel } from '../src/model/index.ts';
+import { detectImage } from '../src/shapes/image.ts';
+import { gradeEdit, gradeGeneration } from '../src/shapes/grade.ts';
+import { applyEdit, parseDescription, parsePrompt, unmetConstraints } from '../src/shapes/language.ts';
+import { sameScene, type Scene } from '../src/shapes/scene.ts';
+import { parseOrExit, parseTasks, tuningSet } from './tuning.ts';
+
+const USAGE = `usage: npm run bench:self-check -- --eval DIR [--model DIR] [--limit N] [--candidates 8] [--temperature 0.7]
+                                     [--tasks generate,edit]`;
+const DESCRIBE = 'Describe the image.';
+
+function parse() {
+  const { values } = parseArgs({
+    options: {
+      eval: { type: 'string' },
+      model: { type: 'string' },
+      limit: { type: 'string' },
+      candidates: { type: 'string', default: '8' },
+      temperature: { type: 'string', default: '0.7' },
+      tasks: { type: 'string', default: 'generate,edit' },
+    },
+  });
+  return {
+    evalDir: tuningSet(values.eval),
+    model: values.model ?? SHIPPED_BUNDLE_DIR,
+    limit: parseOptionalInteger('--limit', values.limit, 1, 1_000_000),
+    candidates: parseOptionalInteger('--candidates', values.candidates, 1, 64) as number,
+    temperature: parseOptionalNumber('--temperature', values.temperature, 0, 10) as number,
+    tasks: parseTasks(values.tasks, ['generate', 'edit']),
+  };
+}
+
+const options = parseOrExit('bench:self-check', USAGE, parse);
+const set = await loadEvalSet(options.evalDir);
+const items = buildItems(set, options.limit === undefined ? {} : { limit: options.limit }).filter(
+  (item) => (item.set === 'generate' || item.set === 'edit') && options.tasks.includes(item.task),
+);
+const model = await TarModel.load({ bundleDir: options.model });
+
+type Writing = Extract<EvalItem, { task: 'generate' | 'edit' }>;
+
+/** The model's own reading of image tokens, as a scene (null when the description does not parse). */
+async function selfScene(image: { tokens: number[]; scale: number }): Promise<Scene | null> {
+  return parseDescription((await model.understand({ image, prompt: DESCRIBE })).text);
+}
+
+/** Whether a written image is right, by the pixel checker (what eval:model grades). */
+async function right(item: Writing, result: ImageResult): Promise<boolean> {
+  const detection = await detectImage(result.image.png);
+  if (item.task === 'generate') return gradeGeneration(detection, item.constraints).ok;
+  const grade = gradeEdit(detection, item.target, item.source);
+  return grade.ok && grade.othersKept;
+}
+
+interface Row {
+  items: number;
+  greedy: number;
+  checked: number;
+  oracle: number;
+  agree: number;
+  judged: number;
+}
+const rows = new Map<string, Row>();
+
+for (const item of items as Writing[]) {
+  const bytes = item.task === 'edit' ? await readFile(item.image) : undefined;
+  const write = (seed: number, temperature: number) =>
+    item.task === 'generate'
+      ? model.generate({ prompt: item.prompt, seed, sampling: { temperature } })
+      : model.edit({ image: { bytes: bytes as Uint8Array }, prompt: item.instruction, seed, sampling: { temperature } });
+  const results = await Promise.all([
+    write(item.seed, 0),
+    ...Array.from({ length: options.candidates }, (_, k) => write(item.seed + 1000 * (k + 1), options.temperature)),
+  ]);
+  // What the request asks for, as the model itself understands it.
+  let meets: (scene: Scene | null) => boolean;
+  if (item.task === 'generate') {
+    const constraints = parsePrompt(item.prompt);
+    meets = (scene) => scene !== null && constraints !== null && unmetConstraints(scene, constraints).length === 0;
+  } else {
+    const input = results[0]?.inputImageTokens;
+    const before = input === undefined ? null : await selfScene(input);
+    const expected = before === null ? null : applyEdit(before, item.instruction);
+    meets = (scene) => scene !== null && expected !== null && sameScene(scene, expected);
+  }
+  const judged = await Promise.all(results.map(async (r) => meets(await selfScene(r.image))));
+  const truth = await Promise.all(results.map((r) => right(item, r)));
+  const chosen = Math.max(0, judged.indexOf(true));
+  const key = item.task === 'edit' ? 'edits' : item.constraints.objects.length === 1 ? 'one-object' : '2-3 objects';
+  const row = rows.get(key) ?? { items: 0, greedy: 0, checked: 0, oracle: 0, agree: 0, judged: 0 };
+  row.items += 1;
+  row.greedy += truth[0] ? 1 : 0;
+  row.checked += truth[chosen] ? 1 : 0;
+  row.oracle += truth.some(Boolean) ? 1 : 0;
+  row.agree += judged.filter((j, i) => j === truth[i]).length;
+  row.judged += judged.length;
+  rows.set(key, row);
+}
+await model.dispose();
+
+const pct = (n: number, d: number) => `${((100 * n) / Math.max(1, d)).toFixed(1)}%`;
+console.log(`${options.candidates} sampled candidates at temperature ${options.temperature} beside the greedy one`);
+console.log(['task', 'items', 'greedy', 'self-checked', 'oracle', 'check agrees'].map((c) => c.padStart(14)).join(''));
+for (const [key, r] of rows) {
+  console.log([key, String(r.items), pct(r.greedy, r.items), pct(r.checked, r.items), pct(r.oracle, r.items), pct(r.agree, r.judged)]
+    .map((c) => c.padStart(14)).join(''));
+}
