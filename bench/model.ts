@@ -24,7 +24,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { DEFAULT_BUNDLE_DIR } from '../src/cli/model-options.ts';
-import { TarModel, type Timings } from '../src/model/index.ts';
+import { type SelfCheckReport, TarModel, type Timings } from '../src/model/index.ts';
+import { JUDGE_MODULE } from '../src/shapes/judge.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
@@ -70,7 +71,8 @@ interface TaskRun {
 }
 
 async function main(): Promise<void> {
-  const model = await TarModel.load({ bundleDir, intraOpThreads: threads, maxBatch: 16, maxQueue: 256 });
+  // As the CLI and the server load it: with the shapes judge, so a bundle's self-check runs as it does in the product.
+  const model = await TarModel.load({ bundleDir, intraOpThreads: threads, maxBatch: 16, maxQueue: 256, judgeModule: JUDGE_MODULE });
   const info = model.info();
   // The input image, at the bundle's input size so that PyTorch and the runtime see identical pixels.
   const scratch = mkdtempSync(join(tmpdir(), 'dialect-bench-'));
@@ -140,6 +142,26 @@ async function main(): Promise<void> {
     );
     throughput[`c${concurrency}`] = round(total / ((performance.now() - started) / 1000));
   }
+
+  // 3. Generate with the self-check a request may ask for (off by default): the benchmark's two-object prompt, which
+  // this model's first image misses (the check then writes the bundle's candidates), and a one-object prompt.
+  const selfCheck: Record<string, unknown> = {};
+  if (model.manifest.selfCheck !== undefined) {
+    for (const [name, prompt] of [['two_objects', PROMPTS.generate], ['one_object', 'a red circle']] as const) {
+      const samples: { ms: number; report: SelfCheckReport | undefined }[] = [];
+      for (let i = 0; i < warmup + runs; i += 1) {
+        const started = performance.now();
+        const r = await model.generate({ prompt, sampling: GREEDY, detokSampling: GREEDY, seed: 1, selfCheck: true });
+        if (i >= warmup) samples.push({ ms: performance.now() - started, report: r.selfCheck });
+      }
+      selfCheck[name] = {
+        prompt,
+        p50_ms: round(median(samples.map((s) => s.ms))),
+        p95_ms: round(quantile(samples.map((s) => s.ms), 0.95)),
+        check: samples[0]?.report,
+      };
+    }
+  }
   await model.dispose();
 
   // 4. PyTorch eager on the same weights.
@@ -184,6 +206,7 @@ async function main(): Promise<void> {
     settings: { runs, warmup, intra_op_threads: threads, latency_sampling: 'greedy', throughput_sampling: 'bundle defaults' },
     latency,
     throughput_requests_per_s: throughput,
+    self_check: selfCheck,
     pytorch_eager: pytorch,
     tokens_match_pytorch: tokensMatch,
     // Headline figures: the slowest task's speed-up, the batching gain, and the decode overhead.
@@ -201,6 +224,7 @@ async function main(): Promise<void> {
 function printTable(r: {
   latency: Record<string, unknown>;
   throughput_requests_per_s: Record<string, number>;
+  self_check: Record<string, unknown>;
   pytorch_eager: Record<string, unknown> | null;
   speedup_vs_pytorch: number | null;
   tokens_match_pytorch: Record<string, boolean> | null;
@@ -218,6 +242,11 @@ function printTable(r: {
   for (const row of rows) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
   const t = r.throughput_requests_per_s;
   console.log(`\ngenerate throughput (req/s): c1 ${t.c1}  c4 ${t.c4}  c16 ${t.c16}`);
+  for (const [name, value] of Object.entries(r.self_check)) {
+    const v = value as { p50_ms: number; p95_ms: number; check?: SelfCheckReport };
+    const check = v.check === undefined ? 'not checked' : `${v.check.written} written, ${v.check.passed ? `#${v.check.chosen} passed` : 'none passed'}`;
+    console.log(`generate with self-check, ${name.replace('_', ' ')}: p50 ${v.p50_ms} ms, p95 ${v.p95_ms} ms (${check})`);
+  }
   console.log(`speedup_vs_pytorch ${r.speedup_vs_pytorch ?? '-'} (target >= 2)`);
   console.log(`batch16_throughput_gain ${r.batch16_throughput_gain} (target >= 4)`);
   console.log(`outside_ort_fraction ${r.outside_ort_fraction} (target < 0.15)`);

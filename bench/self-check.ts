@@ -1,13 +1,15 @@
 // npm run bench:self-check -- --eval DIR [--limit N] [--candidates 8] [--temperature 0.7] [--tasks generate,edit]
 //
-// An experiment, not a product setting yet: how much would generations and edits gain if the model checked its own
-// work? For every generation and edit of a TUNING set it writes the greedy image and `--candidates` sampled ones
-// (temperature, other seeds), has the same model describe each from its own image tokens ("Describe the image.",
-// no re-encoding), and keeps the first whose description meets the request (the greedy one first; greedy when none
-// does): for a generation, the prompt's constraints; for an edit, the model's own description of the input with the
-// instruction applied (src/shapes: parsePrompt, parseDescription, applyEdit). Prints, per task, the greedy rate, the
-// self-checked rate, the rate if an oracle picked (any candidate right) and how often the self-check agrees with
-// the pixel checker. The tuning set is an eval set drawn from other seeds of the eval range than eval/shapes:
+// Measures what the self-check (the manifest's `selfCheck`, src/model/self-check.ts) buys with given settings (the
+// shipped 8 candidates at temperature 0.7 are the only ones measured so far): for every generation and edit of a TUNING set it writes the first image and `--candidates` sampled ones
+// (temperature, other seeds), has the same model describe each from its own image tokens ("Describe the image.", no
+// re-encoding), and keeps the first whose description meets the request (the first image first; it when none does):
+// for a generation, the prompt's constraints; for an edit, the model's own description of the input with the
+// instruction applied (src/shapes: parsePrompt, parseDescription, applyEdit; the product's judge, src/shapes/judge.ts,
+// decides the same way). Unlike the product, it renders every candidate, so that it can print, per task, the first
+// image's rate, the self-checked rate, the rate if an oracle picked (any candidate right) and how often the model's
+// check agrees with the pixel checker. The tuning set is an eval set drawn from other seeds of the eval range than
+// eval/shapes:
 //
 //   training/py -m shapes.dataset eval --out /tmp/tune --count 2000 --seed-start 1500000000
 //   npm run bench:self-check -- --eval /tmp/tune --limit 800

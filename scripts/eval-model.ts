@@ -13,7 +13,7 @@ import { MAX_GUIDANCE } from '../src/cli/requests.ts';
 import { CI_SAMPLE, formatMarkdown, formatTable, runEvaluation } from '../src/eval/index.ts';
 
 const USAGE = `usage: npm run eval:model -- [--model DIR] [--eval DIR] [--limit N] [--quick] [--out DIR] [--json PATH]
-                                [--concurrency N] [--threads N] [--markdown] [--guidance G]
+                                [--concurrency N] [--threads N] [--markdown] [--guidance G] [--self-check]
 
   --model DIR        model bundle (default models/tar-shapes)
   --eval DIR         eval set (default eval/shapes)
@@ -26,6 +26,7 @@ const USAGE = `usage: npm run eval:model -- [--model DIR] [--eval DIR] [--limit 
   --markdown         also print the table as Markdown
   --guidance G       prompt guidance of generations and edits (default: the bundle's sampling.image.cfgScale);
                      choose it on a tuning set, not on this held-out one (npm run bench:guidance)
+  --self-check       every generation and edit asks the model to check its image (off by default, as in the product)
 `;
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -55,6 +56,7 @@ async function main(): Promise<number> {
         threads: { type: 'string' },
         markdown: { type: 'boolean' },
         guidance: { type: 'string' },
+        'self-check': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -80,6 +82,7 @@ async function main(): Promise<number> {
     ...(concurrency === undefined ? {} : { concurrency }),
     ...(threads === undefined ? {} : { threads }),
     ...(guidance === undefined ? {} : { guidance }),
+    ...(values['self-check'] === true ? { selfCheck: true } : {}),
     onLog: (line) => process.stderr.write(`dialect batch: ${line}\n`),
   });
   const jsonPath = resolve(values.json ?? resolve(root, 'bench/results/eval.json'));
@@ -88,7 +91,8 @@ async function main(): Promise<number> {
   process.stdout.write(
     `model ${report.model}\neval set ${report.evalSet.dir}: ${report.evalSet.records} records from seed ` +
       `${report.evalSet.seedStart}${report.sample ? ' (fixed CI sample)' : ''}` +
-      `${report.guidance === undefined ? '' : `, prompt guidance ${report.guidance} (not the bundle's default)`}; ${report.items} requests, ` +
+      `${report.guidance === undefined ? '' : `, prompt guidance ${report.guidance} (not the bundle's default)`}` +
+      `${report.selfCheck === true ? ', generations and edits self-checked' : ''}; ${report.items} requests, ` +
       `batch ${report.batchSeconds.toFixed(1)} s, total ${report.seconds.toFixed(1)} s\n\n${formatTable(report)}\n\n`,
   );
   if (values.markdown) process.stdout.write(`${formatMarkdown(report)}\n\n`);

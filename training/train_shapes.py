@@ -109,9 +109,9 @@ def make_configs(text_vocab: int):
     return llm, ta, ar, vq
 
 
-def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None, understanding=None, editing=None):
+def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None, understanding=None, editing=None, self_check=None):
     llm_cfg, ta_cfg, ar_cfg, vq_cfg = cfgs
-    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.4.1",
+    m = eb.build_manifest(tok, llm_cfg, ta_cfg, ar_cfg, vq_cfg, name="tar-shapes", version="1.4.2",
                           description="Miniature Tar trained on the shapes world (training/train_shapes.py)",
                           image_template="<im_start><S{k}>{tokens}<im_end>", system=CHAT_SYSTEM,
                           cfg_scale=cfg_scale, default_scale=2, max_new_tokens=96)
@@ -119,6 +119,8 @@ def manifest_for(tok, cfgs, cfg_scale=3.0, image_sampling=None, understanding=No
         m["understanding"] = understanding
     if editing:                     # the scale an uploaded image is edited at (src/model/manifest.ts, editingOf)
         m["editing"] = editing
+    if self_check:                  # how a request's self-check runs (src/model/self-check.ts, src/shapes/judge.ts)
+        m["selfCheck"] = self_check
     if image_sampling:
         m["sampling"]["image"].update(image_sampling)
     m["sampling"]["detok"]["temperature"] = 0      # greedy AR-DTok with CFG (what the export stage measures)
@@ -1170,7 +1172,10 @@ def stage_export(run, a):
                                             "cfgScale": a.prompt_guidance},
                             understanding={"scale": a.understanding_scale,
                                            "viewScales": [int(s) for s in a.view_scales.split(",") if s]},
-                            editing={"scale": a.edit_scale})
+                            editing={"scale": a.edit_scale},
+                            self_check=None if a.self_check_candidates == 0 else {
+                                "judge": "shapes", "question": "Describe the image.",
+                                "candidates": a.self_check_candidates, "temperature": a.self_check_temperature})
     out = a.bundle
     if os.path.exists(out):
         shutil.rmtree(out)
@@ -1247,6 +1252,10 @@ def main():
                     help="the bundle's editing.scale: the scale an uploaded image is encoded and edited at. 3 was "
                          "chosen for 1.4.0's weights with `npm run bench:edit-scale` on a tuning set (edits 46.3 %% "
                          "against 38.5 %% at scale 2); choose it again for a new bundle")
+    ap.add_argument("--self-check-candidates", type=int, default=8,
+                    help="the bundle's selfCheck.candidates: images a failed self-check writes more (0: no selfCheck "
+                         "section). 8 at temperature 0.7 measured for 1.4.x's weights with `npm run bench:self-check`")
+    ap.add_argument("--self-check-temperature", type=float, default=0.7, help="the bundle's selfCheck.temperature")
     ap.add_argument("--view-scales", default="",
                     help="the bundle's understanding.viewScales, comma-separated (\"\" for none): more encodings of "
                          "an uploaded image that a question is read from (src/model/views.ts). 2 helped 1.3.0's "

@@ -8,8 +8,8 @@ const HELP = `dialect: run the Tar model from the command line
 
   dialect understand --image IN.png "QUESTION" [--scale 1|2|3] [--views S,…|none]
                                                             print the answer
-  dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G]
-  dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G]
+  dialect generate "PROMPT" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G] [--self-check]
+  dialect edit --image IN.png "INSTRUCTION" --out OUT.png [--seed N] [--scale 1|2|3] [--guidance G] [--self-check]
   dialect reconstruct --image IN.png --out OUT.png [--seed N] [--scale 1|2|3]
                                                             encode to image tokens and render them back
   dialect batch REQUESTS.jsonl                              one JSON answer a line on stdout
@@ -38,11 +38,13 @@ Request flags (understand, generate, edit, reconstruct; a batch line sets them a
                      default: the model's)
   --detok-guidance G generate, edit and reconstruct: how strongly the de-tokenizer's pixels follow the image tokens
                      (classifier-free guidance of the AR-DTok; 1: off; default: the model's)
+  --self-check       generate and edit: the model reads the image it wrote and, when that reading misses the
+                     request, writes more and keeps the first that meets it (slower when the first misses)
 
 A batch line is {"id","task":"understand","image","prompt","scale"?,"views"?}, {"id","task":"generate","prompt","out","seed"?,
 "scale"?,"guidance"?}, {"id","task":"edit","image","prompt","out","seed"?,"scale"?,"guidance"?} or {"id","task":
 "reconstruct","image","out","seed"?,"scale"?}, with "temperature"? on all but reconstruct and "detokGuidance"? on all
-but understand; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or {"id","error"}.
+but understand, "selfCheck"? on generate and edit, "imageScale"? on edit; paths are relative to the file. An answer is {"id","text"?,"image"?,"tokens"?,"seed","ms"} or {"id","error"}.
 `;
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failed, 2 usage). */

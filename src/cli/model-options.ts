@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { TarModel } from '../model/index.ts';
+import { JUDGE_MODULE } from '../shapes/judge.ts';
 import { UsageError } from './usage-error.ts';
 
 /** The bundle that ships in the repository: the default of the CLI and the server. */
@@ -24,6 +25,7 @@ export const requestFlags = {
   temperature: { type: 'string' },
   guidance: { type: 'string' },
   'detok-guidance': { type: 'string' },
+  'self-check': { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 export interface ModelFlagValues {
@@ -45,6 +47,7 @@ export async function loadModelFromFlags(flags: ModelFlagValues, maxBatch?: numb
   return TarModel.load({
     bundleDir,
     provider,
+    judgeModule: JUDGE_MODULE,
     ...(threads === undefined ? {} : { intraOpThreads: threads }),
     ...(maxBatch === undefined ? {} : { maxBatch }),
   });

@@ -12,6 +12,8 @@ export interface CliSampling {
   /** Classifier-free guidance of the de-tokenizer's VQ codes by the image tokens (`sampling.detok.cfgScale`); 1 is
    * off. A tuning knob: the bundle's default is chosen on a tuning set (`npm run bench:detok`). */
   detokGuidance?: number;
+  /** The model checks the image it writes by reading it, and writes more when the check fails (generate, edit). */
+  selfCheck?: boolean;
 }
 
 /** One unit of work for the CLI, from flags or from a line of a batch file. Paths are relative to `baseDir`. */
@@ -87,6 +89,12 @@ export function parseRequest(value: unknown): CliRequest {
   const guidance = (): Pick<CliSampling, 'guidance'> => optional('guidance', number('guidance', MAX_GUIDANCE));
   const detokGuidance = (): Pick<CliSampling, 'detokGuidance'> =>
     optional('detokGuidance', number('detokGuidance', MAX_GUIDANCE));
+  const selfCheck = (): Pick<CliSampling, 'selfCheck'> => {
+    const v = record.selfCheck;
+    if (v === undefined) return {};
+    if (typeof v !== 'boolean') throw new UsageError('"selfCheck" must be true or false');
+    return { selfCheck: v };
+  };
   switch (record.task) {
     case 'understand':
       return { task: 'understand', image: text('image'), prompt: text('prompt'), ...common(), ...views(), ...temperature() };
@@ -99,6 +107,7 @@ export function parseRequest(value: unknown): CliRequest {
         ...temperature(),
         ...guidance(),
         ...detokGuidance(),
+        ...selfCheck(),
       };
     case 'edit':
       return {
@@ -111,6 +120,7 @@ export function parseRequest(value: unknown): CliRequest {
         ...temperature(),
         ...guidance(),
         ...detokGuidance(),
+        ...selfCheck(),
       };
     case 'reconstruct':
       return { task: 'reconstruct', image: text('image'), out: text('out'), ...common(), ...detokGuidance() };
@@ -150,6 +160,7 @@ export async function runRequest(
     return {
       ...(Object.keys(chosen).length === 0 ? {} : { sampling: chosen }),
       ...detokSampling(r),
+      ...(r.selfCheck === undefined ? {} : { selfCheck: r.selfCheck }),
     };
   };
   switch (request.task) {

@@ -505,7 +505,10 @@ export async function writeOutputImages(tx: Db, owner: string, turnId: string, r
 }
 
 export function checkSettings(settings: Omit<TurnSettings, 'v'>): TurnSettings {
-  const { seed, scale, sampling, detokSampling } = settings;
+  const { seed, scale, sampling, detokSampling, selfCheck } = settings;
+  if (selfCheck !== undefined && typeof selfCheck !== 'boolean') {
+    throw new DbError('INVALID_INPUT', 'selfCheck must be true or false', { field: 'selfCheck' });
+  }
   if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) {
     throw new DbError('INVALID_INPUT', 'seed must be a non-negative safe integer', { field: 'seed' });
   }
@@ -528,6 +531,7 @@ export function checkSettings(settings: Omit<TurnSettings, 'v'>): TurnSettings {
     ...(scale === undefined ? {} : { scale }),
     ...(sampling === undefined ? {} : { sampling }),
     ...(detokSampling === undefined ? {} : { detokSampling }),
+    ...(selfCheck === undefined ? {} : { selfCheck }),
   };
 }
 

@@ -69,6 +69,8 @@ export interface EvalReport {
   views?: number[] | undefined;
   /** The scale uploads were edited at (the bundle's, or the run's override). */
   editScale?: number | undefined;
+  /** Generations and edits were asked to check themselves (src/model/self-check.ts). */
+  selfCheck?: boolean;
   sample: SampleSpec | undefined;
   /** The prompt guidance every generation and edit was sent with; undefined: the bundle's default. */
   guidance?: number;
@@ -96,6 +98,7 @@ export interface RunInfo {
   understandingScale?: number | undefined;
   views?: number[] | undefined;
   editScale?: number | undefined;
+  selfCheck?: boolean;
   sample: SampleSpec | undefined;
   guidance?: number | undefined;
   detokGuidance?: number | undefined;
@@ -223,6 +226,7 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
     ...(info.understandingScale === undefined ? {} : { understandingScale: info.understandingScale }),
     ...(info.views === undefined ? {} : { views: info.views }),
     ...(info.editScale === undefined ? {} : { editScale: info.editScale }),
+    ...(info.selfCheck === true ? { selfCheck: true } : {}),
     sample: info.sample,
     ...(info.guidance === undefined ? {} : { guidance: info.guidance }),
     ...(info.detokGuidance === undefined ? {} : { detokGuidance: info.detokGuidance }),

@@ -47,6 +47,8 @@ export interface EvalOptions {
   editScale?: number;
   /** The scale every edit's input image is encoded at; default: the edit's scale. */
   editImageScale?: number;
+  /** Every generation and edit with the model's self-check (`selfCheck: true`, src/model/self-check.ts). */
+  selfCheck?: boolean;
   /** `dialect batch --concurrency` (default 16) and `--threads`. */
   concurrency?: number;
   threads?: number;
@@ -65,7 +67,7 @@ interface BatchAnswer {
 }
 
 /** What an evaluation may set on every request instead of the bundle's defaults. */
-export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'detokGuidance' | 'understandingScale' | 'views' | 'editScale' | 'editImageScale'
+export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'detokGuidance' | 'understandingScale' | 'views' | 'editScale' | 'editImageScale' | 'selfCheck'
 >;
 
 /** The batch line of an item; outputs go to images/ID.png next to the batch file. */
@@ -73,7 +75,11 @@ export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Recor
   const common = { id: item.id, seed: item.seed, ...(item.scale === undefined ? {} : { scale: item.scale }) };
   const out = `images/${item.id}.png`;
   const rendered = overrides.detokGuidance === undefined ? {} : { detokGuidance: overrides.detokGuidance };
-  const guided = { ...(overrides.guidance === undefined ? {} : { guidance: overrides.guidance }), ...rendered };
+  const guided = {
+    ...(overrides.guidance === undefined ? {} : { guidance: overrides.guidance }),
+    ...(overrides.selfCheck === true ? { selfCheck: true } : {}),
+    ...rendered,
+  };
   switch (item.task) {
     case 'understand': {
       // The scale probe reads each scale alone; the other items read the image as the model (or the override) does,
@@ -237,6 +243,7 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
       ...(options.understandingScale === undefined ? {} : { understandingScale: options.understandingScale }),
       ...(options.views === undefined ? {} : { views: options.views }),
       ...(options.editScale === undefined ? {} : { editScale: options.editScale }),
+      ...(options.selfCheck === true ? { selfCheck: true } : {}),
       concurrency: options.concurrency ?? 16,
       batchSeconds,
       seconds: (performance.now() - started) / 1000,

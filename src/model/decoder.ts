@@ -68,6 +68,11 @@ export interface DecodeJob {
    */
   nextPosition?(row: number, length: number): number;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Part of a request already under way (a self-check's candidates and readings, self-check.ts): never refused for a
+   * full queue and not counted in it, which bounds the requests waiting, not the parts of one that was let in.
+   */
+  readonly followUp?: boolean;
   /** Called when the job leaves the queue and its prefill starts. */
   onAdmit?(): void;
 }
@@ -180,7 +185,7 @@ export class DecoderBatcher {
     }
     if (job.signal?.aborted) return Promise.reject(cancelled(job.signal));
     const queued = this.#queuedBeyondCapacity(job.rows.length);
-    if (queued !== undefined && queued >= this.maxQueue) {
+    if (queued !== undefined && queued >= this.maxQueue && job.followUp !== true) {
       return Promise.reject(
         new QueueFullError(`${this.label}: ${queued} requests are already waiting for a place in the batch (the limit); retry later`),
       );
@@ -208,16 +213,20 @@ export class DecoderBatcher {
   /**
    * How many waiting jobs will not fit in the batch at the next admission, when a job of `rows` rows would not fit
    * either; undefined when it would. Jobs that fit the free rows are never refused, so `maxQueue` bounds only the
-   * jobs that really wait.
+   * jobs that really wait; follow-up jobs (parts of a request under way) wait without being counted.
    */
   #queuedBeyondCapacity(rows: number): number | undefined {
     let free = this.maxBatch - [...this.#active, ...this.#admitting].reduce((n, s) => n + (s.finished ? 0 : s.job.rows.length), 0);
+    let full = false;
     let beyond = 0;
     for (const slot of this.#waiting) {
-      if (beyond === 0 && slot.job.rows.length <= free) free -= slot.job.rows.length;
-      else beyond += 1;
+      if (!full && slot.job.rows.length <= free) free -= slot.job.rows.length;
+      else {
+        full = true;
+        if (slot.job.followUp !== true) beyond += 1;
+      }
     }
-    return beyond === 0 && rows <= free ? undefined : beyond;
+    return !full && rows <= free ? undefined : beyond;
   }
 
   /**

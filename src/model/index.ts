@@ -25,6 +25,7 @@ export type { TextSampling, ImageSampling, DetokSampling, SamplingSettings } fro
 export type { Manifest, ScaleInfo } from './manifest.ts';
 export { editingOf, parseManifest, understandingOf } from './manifest.ts';
 export { storedViewScales } from './views.ts';
+export type { ImageJudge, JudgeModule, JudgeRequest, SelfCheckReport } from './self-check.ts';
 export type { LoadProgress } from './bundle.ts';
 export type { ExecutionProvider } from './onnx-backend.ts';
 export type { BatcherStats } from './decoder.ts';

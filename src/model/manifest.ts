@@ -47,6 +47,13 @@ export interface Manifest {
    * copies what an edit keeps token by token copies badly across scales (docs/model-card.md).
    */
   editing?: { scale?: number };
+  /**
+   * Optional: how the model checks an image it writes when a request asks it to (`selfCheck: true`; self-check.ts):
+   * it reads the first image's tokens with `question` and asks the judge `judge` (a function the runtime is given by
+   * name, which knows the model's language: TarModelOptions.judgeModule) whether the reading meets the request; when
+   * not, it writes `candidates` more at `temperature` and keeps the first that passes (else the first).
+   */
+  selfCheck?: SelfCheck;
   llm: {
     layers: number;
     kvHeads: number;
@@ -304,6 +311,17 @@ export function parseManifest(json: unknown, source = 'manifest.json'): Manifest
     }
   }
 
+  if (m.selfCheck !== undefined) {
+    const check = c.object(m.selfCheck, 'selfCheck');
+    if (check !== undefined) {
+      for (const field of ['judge', 'question'] as const) {
+        if (typeof check[field] !== 'string' || check[field] === '') c.problem(`selfCheck.${field}`, 'must be a non-empty string');
+      }
+      c.integer(check.candidates, 'selfCheck.candidates', { min: 0, max: 64 });
+      c.number(check.temperature, 'selfCheck.temperature', { min: 0 });
+    }
+  }
+
   if (m.understanding !== undefined) {
     const understanding = c.object(m.understanding, 'understanding');
     if (understanding?.scale !== undefined) {
@@ -426,6 +444,13 @@ export function understandingOf(manifest: Manifest): { scale: number; viewScales
     scale: manifest.understanding?.scale ?? manifest.defaultScale,
     viewScales: [...(manifest.understanding?.viewScales ?? [])],
   };
+}
+
+export interface SelfCheck {
+  judge: string;
+  question: string;
+  candidates: number;
+  temperature: number;
 }
 
 /** How an edit reads an image given as pixels, absent fields read as their defaults (a fresh copy). */

@@ -81,4 +81,4 @@ export function resolveSeed(seed: number | undefined): number {
 }
 
 /** Stream numbers of the stages of one request. */
-export const RNG_STREAM = { llm: 0, detok: 1 } as const;
+export const RNG_STREAM = { llm: 0, detok: 1, candidate: 16 } as const;

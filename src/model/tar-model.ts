@@ -10,6 +10,7 @@ import { editingOf, findScale, type Manifest, type ScaleInfo, understandingOf } 
 import { type ExecutionProvider, floatTensor, int64Tensor, readFloat32, readInt64 } from './onnx-backend.ts';
 import { type ImageTokens, PromptBuilder, type PromptRequest, type Turn } from './prompt.ts';
 import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
+import { type ImageJudge, type JudgeModule, selfCheck, type SelfCheckReport, type SelfCheckSteps } from './self-check.ts';
 import { resolveViewScales } from './views.ts';
 import {
   averagedPick,
@@ -38,6 +39,12 @@ export interface TarModelOptions {
   maxQueue?: number;
   /** Called as each file of the bundle is read or opened. */
   onLoadProgress?: (event: LoadProgress) => void;
+  /**
+   * Judges of the bundle's `selfCheck` by name (self-check.ts), or the URL of a module that exports them as `judges`
+   * (what crosses to a model thread). A bundle whose judge is not given writes every image once, unchecked.
+   */
+  judges?: Record<string, ImageJudge>;
+  judgeModule?: string;
 }
 
 /**
@@ -128,6 +135,12 @@ export interface GenerateRequest extends CommonRequest {
   sampling?: Partial<ImageSampling>;
   /** Overrides of the manifest's `sampling.detok` (AR-DTok VQ codes). */
   detokSampling?: Partial<DetokSampling>;
+  /**
+   * true: the model checks the image it writes by reading it, and writes more when the check fails (the bundle's
+   * `selfCheck`, self-check.ts; ignored by a bundle without one or without its judge). Off by default: a failed
+   * check costs the candidates' LLM work (tar-shapes: ~2.5× a generation's time).
+   */
+  selfCheck?: boolean;
 }
 
 export interface EditRequest extends GenerateRequest {
@@ -153,6 +166,8 @@ export interface ImageResult {
   image: GeneratedImage;
   /** Edit only: the input image as tokens. */
   inputImageTokens?: ImageTokens;
+  /** How the model checked the image (self-check.ts); absent when it did not. */
+  selfCheck?: SelfCheckReport;
   seed: number;
   timings: Timings;
 }
@@ -232,6 +247,7 @@ class SequenceJob implements DecodeJob {
   prefilledAt = 0;
   finishedAt = 0;
   ortMs = 0;
+  followUp = false;
 
   constructor(
     readonly rows: RowPrefill[],
@@ -288,15 +304,18 @@ export class TarModel {
   readonly #provider: ExecutionProvider;
   /** The LLM's position ids of a token sequence (the manifest's `llm.positions`); undefined: the indices. */
   readonly #positions: PositionRule | undefined;
+  /** The judge of the bundle's self-check, when the model was given it. */
+  readonly #judge: ImageJudge | undefined;
   #disposed = false;
 
-  private constructor(bundle: Bundle, options: TarModelOptions) {
+  private constructor(bundle: Bundle, options: TarModelOptions, judges: Record<string, ImageJudge>) {
     this.#bundle = bundle;
     this.manifest = bundle.manifest;
     this.#provider = options.provider ?? 'cpu';
     this.#prompts = new PromptBuilder(bundle.manifest, bundle.tokenizer);
     this.#positions = positionRule(bundle.manifest, bundle.tokenizer);
     const m = bundle.manifest;
+    this.#judge = m.selfCheck === undefined ? undefined : judges[m.selfCheck.judge];
     // A guided request takes two rows (its unconditional branch), so each decoder holds at least two.
     const batching = {
       maxBatch: Math.max(2, options.maxBatch ?? 16),
@@ -332,7 +351,8 @@ export class TarModel {
       ...(options.onLoadProgress === undefined ? {} : { onProgress: options.onLoadProgress }),
     });
     try {
-      return new TarModel(bundle, options);
+      const judges = options.judges ?? (options.judgeModule === undefined ? {} : ((await import(options.judgeModule)) as JudgeModule).judges);
+      return new TarModel(bundle, options, judges);
     } catch (error) {
       await bundle.dispose();
       throw error;
@@ -382,6 +402,11 @@ export class TarModel {
   understand(request: UnderstandRequest & { image: ImageInput }): Promise<UnderstandResult>;
   understand(request: UnderstandRequest): Promise<UnderstandResult<ImageTokens | undefined>>;
   async understand(request: UnderstandRequest): Promise<UnderstandResult<ImageTokens | undefined>> {
+    return this.#understand(request, false);
+  }
+
+  /** `understand`; `followUp`: a part of a request under way (a self-check's reading), never refused for a full queue. */
+  async #understand(request: UnderstandRequest, followUp: boolean): Promise<UnderstandResult<ImageTokens | undefined>> {
     this.#assertOpen();
     const clock = new RequestClock();
     const m = this.manifest;
@@ -410,6 +435,7 @@ export class TarModel {
       sampling.maxNewTokens,
       clock,
       request,
+      followUp,
     );
     return {
       text: this.#bundle.tokenizer.decode(answerIds),
@@ -464,7 +490,11 @@ export class TarModel {
     await this.#bundle.dispose();
   }
 
-  async #writeImage(prompt: PromptRequest & { scale: number }, request: GenerateRequest, clock: RequestClock): Promise<ImageResult> {
+  async #writeImage(
+    prompt: Extract<PromptRequest, { task: 'generate' | 'edit' }>,
+    request: GenerateRequest,
+    clock: RequestClock,
+  ): Promise<ImageResult> {
     const m = this.manifest;
     const seed = resolveSeed(request.seed);
     const sampling = resolveSettings('sampling', m.sampling.image, request.sampling);
@@ -480,18 +510,40 @@ export class TarModel {
     }
     const longest = Math.max(...prompts.map((ids) => ids.length));
     this.#checkLength(longest, count, `the ${count} image tokens of scale ${prompt.scale}`);
-    const pipeline = createPipeline({
-      settings: sampling,
-      rng: new Rng(seed, RNG_STREAM.llm),
-      allowed: { start: m.tokens.imageBase, end: m.tokens.imageBase + m.tokens.imageCount },
-    });
-    const ids = await this.#runLlm(prompts, guidedPick(pipeline, sampling.cfgScale), () => false, count, clock, request);
-    const tokens = ids.map((id) => id - m.tokens.imageBase);
+    const allowed = { start: m.tokens.imageBase, end: m.tokens.imageBase + m.tokens.imageCount };
+    /** Image tokens from a sampling pipeline; `progress` carries the request's signal and, for the first, its events. */
+    const write = async (pipe: ReturnType<typeof createPipeline>, progress: CommonRequest, followUp = false) =>
+      (await this.#runLlm(prompts, guidedPick(pipe, sampling.cfgScale), () => false, count, clock, progress, followUp)).map(
+        (id) => id - m.tokens.imageBase,
+      );
+    let tokens = await write(createPipeline({ settings: sampling, rng: new Rng(seed, RNG_STREAM.llm), allowed }), request);
+    let report: SelfCheckReport | undefined;
+    const check = m.selfCheck;
+    if (check !== undefined && this.#judge !== undefined && request.selfCheck === true) {
+      // Candidates send no progress (the request's decode progress has reached its end once) and are read greedily.
+      const quiet = request.signal === undefined ? {} : { signal: request.signal };
+      const steps: SelfCheckSteps = {
+        write: (k, temperature) => {
+          const rng = new Rng(seed, RNG_STREAM.candidate + k);
+          return write(createPipeline({ settings: { ...sampling, temperature }, rng, allowed }), quiet, true);
+        },
+        read: async (image) => {
+          const greedy = { temperature: 0 };
+          return (await this.#understand({ image, prompt: check.question, seed, sampling: greedy, viewScales: [], ...quiet }, true)).text;
+        },
+      };
+      const asked =
+        prompt.task === 'edit'
+          ? { task: prompt.task, prompt: prompt.prompt, inputImage: prompt.image }
+          : { task: prompt.task, prompt: prompt.prompt };
+      ({ tokens, report } = await selfCheck(check, this.#judge, asked, { tokens, scale: prompt.scale }, steps));
+    }
     const image = { tokens, scale: prompt.scale };
     const { png, vqCodes } = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
     const size = m.vq.outputSize;
     return {
       image: { png, width: size, height: size, tokens, scale: prompt.scale, vqCodes },
+      ...(report === undefined ? {} : { selfCheck: report }),
       seed,
       timings: clock.finish(),
     };
@@ -505,6 +557,7 @@ export class TarModel {
     limit: number,
     clock: RequestClock,
     request: CommonRequest,
+    followUp = false,
   ): Promise<number[]> {
     const progress = request.onProgress;
     const rule = this.#positions;
@@ -518,6 +571,7 @@ export class TarModel {
       () => progress?.({ stage: 'prefill', done: 0, total: 1 }),
       () => progress?.({ stage: 'prefill', done: 1, total: 1 }),
     );
+    job.followUp = followUp;
     // The fed token is the last one the job kept, so its position is the rule's last over the row's prompt + answer.
     if (rule !== undefined) job.nextPosition = (row) => rule([...(prompts[row] as number[]), ...job.tokens]).at(-1) as number;
     await this.#llm.run(job);

@@ -21,6 +21,7 @@ import { WebSocketServer } from 'ws';
 import { type Database, openDatabase } from '../db/client.ts';
 import { recoverInterruptedJobs } from '../db/jobs.ts';
 import { isSmallCpuBundle, type Model, TarModel, ThreadedTarModel } from '../model/index.ts';
+import { JUDGE_MODULE } from '../shapes/judge.ts';
 import { Authenticator, credentialsFromHeaders, credentialsFromParams, type Principal } from './auth.ts';
 import { ConfigError, isLoopback, type ServerConfig } from './config.ts';
 import { type Context, Loaders, type Services } from './context.ts';
@@ -102,6 +103,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         bundleDir: config.bundleDir,
         provider: config.provider,
         maxBatch: config.maxBatch,
+        judgeModule: JUDGE_MODULE,
         ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
       }));
   } catch (error) {

@@ -224,6 +224,23 @@ describe('dialect CLI on the tiny random bundle', () => {
     assert.match((bad?.error as { message: string }).message, /"imageScale" must be a non-negative integer/);
   });
 
+  it('--self-check and "selfCheck" are taken by generate and edit only, as a flag and as a boolean batch field', async () => {
+    const flag = await dialect(['generate', 'a red circle', '--out', 'checked.png', '--seed', '2', '--self-check'], dir);
+    assert.equal(flag.code, 0, flag.stderr);
+    const misplaced = await dialect(['understand', '--image', 'in.png', 'What is this?', '--self-check'], dir);
+    assert.equal(misplaced.code, 2);
+    assert.match(misplaced.stderr, /understand takes no --self-check/);
+    const lines = [
+      { id: 'checked', task: 'edit', image: 'in.png', prompt: 'make it blue', out: 'e.png', seed: 1, selfCheck: true },
+      { id: 'bad', task: 'generate', prompt: 'a red circle', out: 'g.png', selfCheck: 'yes' },
+    ];
+    await writeFile(join(dir, 'self-check.jsonl'), lines.map((line) => JSON.stringify(line)).join('\n'));
+    const run = await dialect(['batch', 'self-check.jsonl'], dir);
+    const [checked, bad] = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.equal(checked?.error, undefined, 'a bundle without a self-check writes once');
+    assert.match((bad?.error as { message: string }).message, /"selfCheck" must be true or false/);
+  });
+
   it('usage mistakes exit 2 with a message', async () => {
     const guidedQuestion = await dialect(['understand', '--image', 'in.png', 'what?', '--guidance', '2'], dir);
     assert.equal(guidedQuestion.code, 2);

@@ -106,6 +106,16 @@ describe('parseManifest', () => {
     assert.match(problems((m) => (m.editing = 3)), /editing: must be an object/);
   });
 
+  it('checks the selfCheck section', () => {
+    const m = structuredClone(good);
+    m.selfCheck = { judge: 'shapes', question: 'Describe the image.', candidates: 8, temperature: 0.7 };
+    assert.deepEqual(parseManifest(m).selfCheck, m.selfCheck);
+    assert.match(problems((m) => (m.selfCheck = { judge: '', question: 'q', candidates: 1, temperature: 1 })), /selfCheck\.judge: must be a non-empty string/);
+    assert.match(problems((m) => (m.selfCheck = { judge: 'j', question: 'q', candidates: 65, temperature: 1 })), /selfCheck\.candidates/);
+    assert.match(problems((m) => (m.selfCheck = { judge: 'j', question: 'q', candidates: 1, temperature: -1 })), /selfCheck\.temperature/);
+    assert.match(problems((m) => (m.selfCheck = true)), /selfCheck: must be an object/);
+  });
+
   it('rejects a non-object', () => {
     assert.throws(() => parseManifest([]), /\(root\): must be an object, found an array/);
   });

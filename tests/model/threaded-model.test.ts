@@ -18,7 +18,7 @@ import {
   TarModel,
   ThreadedTarModel,
 } from '../../src/model/index.ts';
-import { GOLDEN_DIR, TINY_BUNDLE } from './helpers.ts';
+import { bundleCopy, GOLDEN_DIR, TINY_BUNDLE } from './helpers.ts';
 
 let local: TarModel;
 let threaded: ThreadedTarModel;
@@ -135,5 +135,26 @@ describe('ThreadedTarModel', () => {
     const model = await ThreadedTarModel.load({ bundleDir: TINY_BUNDLE, intraOpThreads: 1, onLoadProgress: (event) => events.push(JSON.stringify(event)) });
     await model.dispose();
     assert.ok(events.length > 0, 'load progress arrived');
+  });
+});
+
+describe('self-check in the model thread', () => {
+  it("loads the judges from the judge module's URL in the thread and checks as an in-thread model does", async () => {
+    const copy = await bundleCopy((m) => {
+      m.selfCheck = { judge: 'never', question: 'Describe the image.', candidates: 2, temperature: 1 };
+    });
+    const judgeModule = new URL('./never-judge.ts', import.meta.url).href;
+    const inThread = await ThreadedTarModel.load({ bundleDir: copy.dir, intraOpThreads: 1, judgeModule });
+    const here = await TarModel.load({ bundleDir: copy.dir, intraOpThreads: 1, judgeModule });
+    try {
+      const request = { prompt: 'a red circle', seed: 2, selfCheck: true };
+      const [a, b] = [await inThread.generate(request), await here.generate(request)];
+      assert.deepEqual(a.selfCheck, { written: 3, chosen: 0, passed: false });
+      assert.deepEqual(answer(a), answer(b));
+    } finally {
+      await inThread.dispose();
+      await here.dispose();
+      await copy.cleanup();
+    }
   });
 });

@@ -93,6 +93,7 @@ test('generate: progress while the job runs, then the image', async () => {
   await button('Generate').click();
   await page.getByText('Guidance is a number from 0 to 50 (1 is off).').waitFor();
   await page.getByLabel('Guidance').fill('2.5');
+  await page.getByLabel('Self-check').check();
   await button('Generate').click();
   await page.waitForURL(/#\/c\//);
   const progress = page.getByRole('progressbar', { name: 'Progress' });
@@ -104,7 +105,7 @@ test('generate: progress while the job runs, then the image', async () => {
   await imageLoaded('[data-task="GENERATE"] img.pixels');
   assert.equal(await progress.count(), 0);
   const caption = await page.locator('[data-task="GENERATE"] figcaption').textContent();
-  assert.match(caption ?? '', /seed 7 · scale 1 · guidance 2\.5/);
+  assert.match(caption ?? '', /seed 7 · scale 1 · guidance 2\.5 · self-check/);
   assert.deepEqual(tab.errors, []);
 });
 

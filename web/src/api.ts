@@ -153,7 +153,7 @@ export interface Turn {
   status: TurnStatus;
   createdAt: string;
   error: UserError | null;
-  settings: { seed: number; scale: number | null; promptGuidance: number | null };
+  settings: { seed: number; scale: number | null; promptGuidance: number | null; selfCheck: boolean | null };
   inputImage: ImageRef | null;
   image: ImageRef | null;
   parent: { id: string } | null;
@@ -192,7 +192,7 @@ export interface Session {
 export const IMAGE_FIELDS = 'id url width height scale grid origin';
 export const JOB_FIELDS = 'id status task stage done total error { code message }';
 export const TURN_FIELDS = `id task prompt text status createdAt error { code message }
-  settings { seed scale promptGuidance } inputImage { ${IMAGE_FIELDS} } image { ${IMAGE_FIELDS} } parent { id } job { ${JOB_FIELDS} }`;
+  settings { seed scale promptGuidance selfCheck } inputImage { ${IMAGE_FIELDS} } image { ${IMAGE_FIELDS} } parent { id } job { ${JOB_FIELDS} }`;
 
 export const SESSION = `query Session {
   me { id name }

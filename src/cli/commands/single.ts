@@ -47,21 +47,34 @@ export async function runSingle(task: Task, argv: readonly string[]): Promise<nu
   if (temperature !== undefined && task === 'reconstruct') throw new UsageError('reconstruct takes no --temperature');
   if (guidance !== undefined && task !== 'generate' && task !== 'edit') throw new UsageError(`${task} takes no --guidance`);
   if (detokGuidance !== undefined && task === 'understand') throw new UsageError('understand takes no --detok-guidance');
+  if (values['self-check'] === true && task !== 'generate' && task !== 'edit') throw new UsageError(`${task} takes no --self-check`);
   const withSeed = seed === undefined ? {} : { seed };
   const withScale = scale === undefined ? {} : { scale };
   const withTemperature = temperature === undefined ? {} : { temperature };
   const withGuidance = guidance === undefined ? {} : { guidance };
   const withDetokGuidance = detokGuidance === undefined ? {} : { detokGuidance };
+  const withSelfCheck = values['self-check'] === true ? { selfCheck: true } : {};
   let request: CliRequest;
   switch (task) {
     case 'understand':
       request = { task, image: need('image'), prompt, ...withSeed, ...withScale, ...(views === undefined ? {} : { views }), ...withTemperature };
       break;
     case 'generate':
-      request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance, ...withDetokGuidance };
+      request = { task, prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance, ...withDetokGuidance, ...withSelfCheck };
       break;
     case 'edit':
-      request = { task, image: need('image'), prompt, out: need('out'), ...withSeed, ...withScale, ...withTemperature, ...withGuidance, ...withDetokGuidance };
+      request = {
+        task,
+        image: need('image'),
+        prompt,
+        out: need('out'),
+        ...withSeed,
+        ...withScale,
+        ...withTemperature,
+        ...withGuidance,
+        ...withDetokGuidance,
+        ...withSelfCheck,
+      };
       break;
     case 'reconstruct':
       request = { task, image: need('image'), out: need('out'), ...withSeed, ...withScale, ...withDetokGuidance };

@@ -40,6 +40,8 @@ export interface TurnSettingsV1 {
   scale?: number;
   sampling?: Record<string, number>;
   detokSampling?: Record<string, number>;
+  /** The request asked the model to check the image it wrote (src/model/self-check.ts). */
+  selfCheck?: boolean;
 }
 export type TurnSettings = TurnSettingsV1;
 

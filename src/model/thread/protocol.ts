@@ -24,7 +24,7 @@ import type { ModelInfo, ModelMetrics, ProgressEvent, TarModelOptions } from '..
 export type Method = 'understand' | 'generate' | 'edit' | 'renderImage' | 'encodeImage' | 'encodeImageViews';
 
 /** What the thread is started with: TarModel.load's options, less the callback (load progress comes as messages). */
-export type ThreadInput = Omit<TarModelOptions, 'onLoadProgress'>;
+export type ThreadInput = Omit<TarModelOptions, 'onLoadProgress' | 'judges'>;
 
 export type ToThread =
   /** A request without its `signal` and `onProgress` (functions do not cross); `progress` asks for progress messages. */

@@ -70,8 +70,9 @@ export class ThreadedTarModel implements Model {
     this.#listen();
   }
 
-  /** Starts the thread and opens the bundle in it (TarModel.load's options and errors). */
-  static async load(options: TarModelOptions): Promise<ThreadedTarModel> {
+  /** Starts the thread and opens the bundle in it (TarModel.load's options and errors; judges by `judgeModule`, as
+   * functions do not cross to the thread). */
+  static async load(options: Omit<TarModelOptions, 'judges'>): Promise<ThreadedTarModel> {
     const { onLoadProgress, ...input } = options;
     const worker = startTsWorker<ThreadInput>(WORKER_ENTRY, input);
     let ready: Extract<FromThread, { kind: 'ready' }>;

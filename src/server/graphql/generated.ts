@@ -152,6 +152,11 @@ export type ImageSamplingInput = {
    * the model follows what the text states. 1 turns it off; the model's default is in `model.defaults`.
    */
   promptGuidance?: InputMaybe<Scalars['Float']['input']>;
+  /**
+   * true: the model reads the image it wrote and, when that reading misses the prompt or instruction, writes more and
+   * keeps the first that meets it (slower when the first misses; a model without a self-check ignores it).
+   */
+  selfCheck?: InputMaybe<Scalars['Boolean']['input']>;
   temperature?: InputMaybe<Scalars['Float']['input']>;
   topK?: InputMaybe<Scalars['Int']['input']>;
   topP?: InputMaybe<Scalars['Float']['input']>;
@@ -480,6 +485,8 @@ export type TurnSettings = {
   repetitionPenalty: Maybe<Scalars['Float']['output']>;
   scale: Maybe<Scalars['Int']['output']>;
   seed: Scalars['Int']['output'];
+  /** true when the request asked the model to check its image (ImageSamplingInput.selfCheck). */
+  selfCheck: Maybe<Scalars['Boolean']['output']>;
   temperature: Maybe<Scalars['Float']['output']>;
   topK: Maybe<Scalars['Int']['output']>;
   topP: Maybe<Scalars['Float']['output']>;
@@ -931,6 +938,7 @@ export type TurnSettingsResolvers<ContextType = Context, ParentType extends Reso
   repetitionPenalty?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   scale?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   seed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  selfCheck?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
   temperature?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   topK?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   topP?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;

@@ -344,6 +344,7 @@ export const resolvers: Resolvers = {
         maxNewTokens: s.sampling?.maxNewTokens ?? null,
         cfgScale: s.detokSampling?.cfgScale ?? null,
         promptGuidance: s.sampling?.cfgScale ?? null,
+        selfCheck: s.selfCheck ?? null,
       };
     },
     timings: (t) => {

@@ -452,6 +452,7 @@ export class JobRunner {
           ...(s.scale === undefined ? {} : { scale: s.scale }),
           ...(s.sampling === undefined ? {} : { sampling: s.sampling }),
           ...(s.detokSampling === undefined ? {} : { detokSampling: s.detokSampling }),
+          ...(s.selfCheck === true ? { selfCheck: true } : {}),
         };
         let result;
         if (turn.task === 'generate') result = await this.model.generate(request);

@@ -53,6 +53,7 @@ type Settings = {
   scale?: number;
   sampling?: Record<string, number>;
   detokSampling?: Record<string, number>;
+  selfCheck?: boolean;
 };
 
 export class TurnService {
@@ -283,6 +284,7 @@ export class TurnService {
       put(sampling, 'topP', image.topP, 0.000001, 1, 'topP');
       put(detok, 'cfgScale', image.cfgScale, 0, 50, 'cfgScale');
       put(sampling, 'cfgScale', image.promptGuidance, 0, 50, 'promptGuidance');
+      if (image.selfCheck === true) settings.selfCheck = true;
     }
     if (Object.keys(sampling).length > 0) settings.sampling = sampling;
     if (Object.keys(detok).length > 0) settings.detokSampling = detok;

@@ -310,6 +310,7 @@ function TurnView({
               seed {turn.settings.seed}
               {turn.settings.scale !== null && <> · scale {turn.settings.scale}</>}
               {turn.settings.promptGuidance !== null && <> · guidance {turn.settings.promptGuidance}</>}
+              {turn.settings.selfCheck === true && <> · self-check</>}
             </figcaption>
           </figure>
         )}
@@ -373,6 +374,7 @@ function Composer({
   const [seed, setSeed] = useState('');
   const [scale, setScale] = useState('');
   const [guidance, setGuidance] = useState('');
+  const [selfCheck, setSelfCheck] = useState(false);
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
@@ -418,8 +420,11 @@ function Composer({
       return;
     }
     const input: Record<string, unknown> = { prompt: text, wait: false };
-    // Guidance steers the image the model writes, so Ask (a text answer) does not send it.
-    if (guidance.trim() !== '' && task !== 'UNDERSTAND') input.sampling = { promptGuidance: guidanceValue };
+    // Guidance and the self-check are about the image the model writes, so Ask (a text answer) sends neither.
+    if (task !== 'UNDERSTAND') {
+      const sampling = { ...(guidance.trim() === '' ? {} : { promptGuidance: guidanceValue }), ...(selfCheck ? { selfCheck: true } : {}) };
+      if (Object.keys(sampling).length > 0) input.sampling = sampling;
+    }
     if (conversationId !== undefined) input.conversationId = conversationId;
     if (seed.trim() !== '') input.seed = Number(seed.trim());
     if (scale !== '') input.scale = Number(scale);
@@ -539,6 +544,10 @@ function Composer({
             onInput={(e) => setGuidance(e.currentTarget.value)}
             size={10}
           />
+        </label>
+        <label title="The model reads the image it wrote and, when that reading misses the prompt, writes more and keeps the first that meets it (slower when the first misses)">
+          <input type="checkbox" name="self-check" checked={selfCheck} onChange={(e) => setSelfCheck(e.currentTarget.checked)} />
+          Self-check
         </label>
       </div>
       <div class="buttons">

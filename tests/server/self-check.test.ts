@@ -1,0 +1,79 @@
+/**
+ * `sampling.selfCheck` of generate and edit (src/model/self-check.ts) through the API: the flag reaches the model,
+ * which then reads and judges its image; the turn keeps it in its settings (`TurnSettings.selfCheck`), so a reroll
+ * checks again; without it the model writes once. In-process GraphQL on PGlite, with a copy of the tiny bundle that
+ * has a self-check and a scripted judge that counts its calls.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { TarModel } from '../../src/model/index.ts';
+import { type DialectServer, startServer } from '../../src/server/app.ts';
+import { loadConfig } from '../../src/server/config.ts';
+import { createLogger } from '../../src/server/logging.ts';
+import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
+import { bundleCopy } from '../model/helpers.ts';
+import { exec, freshUser, LogSink, pngBase64 } from './helpers.ts';
+
+const FIELDS = 'turn { id status settings { seed selfCheck } image { id tokens } } errors { code message }';
+const GENERATE = `mutation($input: GenerateInput!) { generate(input: $input) { ${FIELDS} } }`;
+const EDIT = `mutation($input: EditInput!) { edit(input: $input) { ${FIELDS} } }`;
+const REROLL = `mutation($input: RerollInput!) { reroll(input: $input) { ${FIELDS} } }`;
+
+describe('self-check through the API', () => {
+  let handle: TestDatabase;
+  let model: TarModel;
+  let server: DialectServer;
+  let cleanup: () => Promise<void>;
+  let judged = 0;
+
+  before(async () => {
+    const copy = await bundleCopy((m) => {
+      m.selfCheck = { judge: 'scripted', question: 'Describe the image.', candidates: 2, temperature: 1 };
+    });
+    cleanup = copy.cleanup;
+    const scripted = () => {
+      judged += 1;
+      return false;
+    };
+    model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1, judges: { scripted } });
+    handle = await openTestDatabase('pglite');
+    const config = loadConfig({ PORT: '0', DIALECT_MODEL: copy.dir, LOG_LEVEL: 'info' });
+    server = await startServer(config, { database: handle.database, model, logger: createLogger('info', new LogSink()) });
+  });
+  after(async () => {
+    await server?.stop();
+    await handle?.dispose();
+    await model?.dispose();
+    await cleanup?.();
+  });
+
+  it('checks a generation that asks for it, keeps the flag with the turn, and checks its reroll again', async () => {
+    const user = freshUser();
+    const before = judged;
+    const plain = await exec(server, GENERATE, { input: { prompt: 'a red circle', seed: 4 } }, user);
+    assert.deepEqual(plain.data.generate.errors, []);
+    assert.equal(plain.data.generate.turn.settings.selfCheck, null);
+    assert.equal(judged, before, 'not asked: written once, not judged');
+
+    const checked = await exec(server, GENERATE, { input: { prompt: 'a red circle', seed: 4, sampling: { selfCheck: true } } }, user);
+    assert.deepEqual(checked.data.generate.errors, []);
+    assert.equal(checked.data.generate.turn.settings.selfCheck, true);
+    assert.equal(judged, before + 3, 'the first image and both candidates were judged');
+    assert.deepEqual(checked.data.generate.turn.image.tokens, plain.data.generate.turn.image.tokens, 'none passed: the first is kept');
+
+    const rerolled = await exec(server, REROLL, { input: { turnId: checked.data.generate.turn.id } }, user);
+    assert.deepEqual(rerolled.data.reroll.errors, []);
+    assert.equal(rerolled.data.reroll.turn.settings.selfCheck, true);
+    assert.equal(judged, before + 6);
+  });
+
+  it('checks an edit that asks for it', async () => {
+    const user = freshUser();
+    const before = judged;
+    const image = { base64: await pngBase64() };
+    const edited = await exec(server, EDIT, { input: { prompt: 'make the circle blue', image, sampling: { selfCheck: true } } }, user);
+    assert.deepEqual(edited.data.edit.errors, []);
+    assert.equal(edited.data.edit.turn.settings.selfCheck, true);
+    assert.equal(judged, before + 3);
+  });
+});
