@@ -74,15 +74,7 @@ describe('quality of the shipped model (models/tar-shapes) on a fixed sample of 
   });
 
   for (const [id, floor] of Object.entries(REGRESSION_FLOORS)) {
-    it(`${id}: no regression below ${Math.round(floor * 100)}%`, async () => {
-      const report = await evaluate();
-      const metric = report.metrics.find((m) => m.id === id);
-      assert.ok(metric && metric.count > 0, `no items for ${id}`);
-      assert.ok(
-        (metric.value ?? 0) >= floor,
-        `${metric.label}: ${metric.correct}/${metric.count} = ${((metric.value ?? 0) * 100).toFixed(1)}%, below ${Math.round(floor * 100)}%`,
-      );
-    });
+    it(`${id}: no regression below ${Math.round(floor * 100)}%`, async () => assertAtLeast(await evaluate(), id, floor));
   }
 
   for (const [id, target] of Object.entries(TARGETS)) {
@@ -119,17 +111,19 @@ describe('the self-check of the shipped model, on the same sample', () => {
     (run ??= runEvaluation({ model: SHIPPED_BUNDLE_DIR, sample: CI_SAMPLE, tasks: ['generate', 'edit'], selfCheck: true }));
 
   for (const [id, floor] of Object.entries(SELF_CHECK_FLOORS)) {
-    it(`${id} with self-check: at least ${Math.round(floor * 100)}%`, async () => {
-      const report = await evaluate();
-      const metric = report.metrics.find((m) => m.id === id);
-      assert.ok(metric && metric.count > 0, `no items for ${id}`);
-      assert.ok(
-        (metric.value ?? 0) >= floor,
-        `${metric.label}: ${metric.correct}/${metric.count} = ${((metric.value ?? 0) * 100).toFixed(1)}%, below ${Math.round(floor * 100)}%`,
-      );
-    });
+    it(`${id} with self-check: at least ${Math.round(floor * 100)}%`, async () => assertAtLeast(await evaluate(), id, floor));
   }
 });
+
+/** The report's metric `id` has items and reaches `floor`. */
+function assertAtLeast(report: EvalReport, id: string, floor: number): void {
+  const metric = report.metrics.find((m) => m.id === id);
+  assert.ok(metric && metric.count > 0, `no items for ${id}`);
+  assert.ok(
+    (metric.value ?? 0) >= floor,
+    `${metric.label}: ${metric.correct}/${metric.count} = ${((metric.value ?? 0) * 100).toFixed(1)}%, below ${Math.round(floor * 100)}%`,
+  );
+}
 
 function metricSet(id: string): string {
   return id.startsWith('understand.questions') ? 'questions'

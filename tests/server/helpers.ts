@@ -2,12 +2,13 @@
 import { Writable } from 'node:stream';
 import sharp from 'sharp';
 import type { Database } from '../../src/db/client.ts';
-import { TarModel } from '../../src/model/index.ts';
+import { TarModel, type TarModelOptions } from '../../src/model/index.ts';
 import { type DialectServer, startServer } from '../../src/server/app.ts';
 import { loadConfig } from '../../src/server/config.ts';
 import type { Context } from '../../src/server/context.ts';
 import { createLogger } from '../../src/server/logging.ts';
-import { TINY_BUNDLE } from '../model/helpers.ts';
+import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
+import { bundleCopy, TINY_BUNDLE } from '../model/helpers.ts';
 
 export { TINY_BUNDLE };
 
@@ -35,6 +36,28 @@ export async function startTestServer(
   const logs = new LogSink();
   const server = await startServer(config, { database, model: await tinyModel(), logger: createLogger(config.logLevel, logs) });
   return Object.assign(server, { logs });
+}
+
+/**
+ * A server on a fresh PGlite database with a model of its own: a copy of the tiny bundle with its manifest changed by
+ * `edit`, loaded with `load` (judges, say). `dispose` stops and removes all of it.
+ */
+export async function startOnBundleCopy(
+  edit: (manifest: any) => void,
+  load: Partial<TarModelOptions> = {},
+): Promise<{ server: DialectServer; model: TarModel; handle: TestDatabase; dispose: () => Promise<void> }> {
+  const copy = await bundleCopy(edit);
+  const model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1, ...load });
+  const handle = await openTestDatabase('pglite');
+  const config = loadConfig({ PORT: '0', DIALECT_MODEL: copy.dir, LOG_LEVEL: 'info' });
+  const server = await startServer(config, { database: handle.database, model, logger: createLogger('info', new LogSink()) });
+  const dispose = async () => {
+    await server.stop();
+    await handle.dispose();
+    await model.dispose();
+    await copy.cleanup();
+  };
+  return { server, model, handle, dispose };
 }
 
 export interface GqlResponse<T = any> {

@@ -6,13 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TarModel } from '../../src/model/index.ts';
-import { type DialectServer, startServer } from '../../src/server/app.ts';
-import { loadConfig } from '../../src/server/config.ts';
-import { createLogger } from '../../src/server/logging.ts';
-import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
-import { bundleCopy } from '../model/helpers.ts';
-import { exec, freshUser, LogSink, pngBase64 } from './helpers.ts';
+import type { DialectServer } from '../../src/server/app.ts';
+import { exec, freshUser, pngBase64, startOnBundleCopy } from './helpers.ts';
 
 const FIELDS = 'turn { id status settings { seed selfCheck } image { id tokens } } errors { code message }';
 const GENERATE = `mutation($input: GenerateInput!) { generate(input: $input) { ${FIELDS} } }`;
@@ -20,31 +15,22 @@ const EDIT = `mutation($input: EditInput!) { edit(input: $input) { ${FIELDS} } }
 const REROLL = `mutation($input: RerollInput!) { reroll(input: $input) { ${FIELDS} } }`;
 
 describe('self-check through the API', () => {
-  let handle: TestDatabase;
-  let model: TarModel;
   let server: DialectServer;
-  let cleanup: () => Promise<void>;
+  let dispose: (() => Promise<void>) | undefined;
   let judged = 0;
 
   before(async () => {
-    const copy = await bundleCopy((m) => {
-      m.selfCheck = { judge: 'scripted', question: 'Describe the image.', candidates: 2, temperature: 1 };
-    });
-    cleanup = copy.cleanup;
     const scripted = () => {
       judged += 1;
       return false;
     };
-    model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1, judges: { scripted } });
-    handle = await openTestDatabase('pglite');
-    const config = loadConfig({ PORT: '0', DIALECT_MODEL: copy.dir, LOG_LEVEL: 'info' });
-    server = await startServer(config, { database: handle.database, model, logger: createLogger('info', new LogSink()) });
+    ({ server, dispose } = await startOnBundleCopy(
+      (m) => (m.selfCheck = { judge: 'scripted', question: 'Describe the image.', candidates: 2, temperature: 1 }),
+      { judges: { scripted } },
+    ));
   });
   after(async () => {
-    await server?.stop();
-    await handle?.dispose();
-    await model?.dispose();
-    await cleanup?.();
+    await dispose?.();
   });
 
   it('checks a generation that asks for it, keeps the flag with the turn, and checks its reroll again', async () => {

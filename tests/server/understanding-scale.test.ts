@@ -9,14 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TarModel } from '../../src/model/index.ts';
-import { type DialectServer, startServer } from '../../src/server/app.ts';
-import { loadConfig } from '../../src/server/config.ts';
-import { createLogger } from '../../src/server/logging.ts';
-import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
-import { bundleCopy } from '../model/helpers.ts';
+import type { TarModel } from '../../src/model/index.ts';
+import type { DialectServer } from '../../src/server/app.ts';
+import type { TestDatabase } from '../db/harness.ts';
 import { getImage } from '../../src/db/images.ts';
-import { exec, freshUser, LogSink, pngBase64, TURN_FIELDS } from './helpers.ts';
+import { exec, freshUser, pngBase64, startOnBundleCopy, TURN_FIELDS } from './helpers.ts';
 
 const UNDERSTAND = `mutation($input: UnderstandInput!) { understand(input: $input) { ${TURN_FIELDS} } }`;
 const EDIT = `mutation($input: EditInput!) { edit(input: $input) { ${TURN_FIELDS} } }`;
@@ -25,24 +22,16 @@ describe('the scale an upload is encoded at', () => {
   let handle: TestDatabase;
   let model: TarModel;
   let server: DialectServer;
-  let cleanup: () => Promise<void>;
+  let dispose: (() => Promise<void>) | undefined;
 
   before(async () => {
-    const copy = await bundleCopy((m) => {
+    ({ server, model, handle, dispose } = await startOnBundleCopy((m) => {
       m.understanding = { scale: 3, viewScales: [2] };
       m.editing = { scale: 1 };
-    });
-    cleanup = copy.cleanup;
-    model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1 });
-    handle = await openTestDatabase('pglite');
-    const config = loadConfig({ PORT: '0', DIALECT_MODEL: copy.dir, LOG_LEVEL: 'info' });
-    server = await startServer(config, { database: handle.database, model, logger: createLogger('info', new LogSink()) });
+    }));
   });
   after(async () => {
-    await server?.stop();
-    await handle?.dispose();
-    await model?.dispose();
-    await cleanup?.();
+    await dispose?.();
   });
 
   it("is the model's understanding scale for a question, its editing scale for an edit, the request's when given", async () => {
