@@ -62,6 +62,7 @@ export interface ImageInfo {
 /** The image sampling a bot command may choose (the API's ImageSamplingInput). */
 export interface ImageSampling {
   promptGuidance?: number;
+  selfCheck?: boolean;
 }
 
 export interface TurnResult {
@@ -73,7 +74,7 @@ export interface TurnResult {
   image: ImageInfo | null;
   inputImage: ImageInfo | null;
   conversation: { id: string; title: string };
-  settings: { seed: number; scale: number | null; promptGuidance: number | null };
+  settings: { seed: number; scale: number | null; promptGuidance: number | null; selfCheck: boolean | null };
   error: UserError | null;
   job: JobState | null;
 }
@@ -153,7 +154,7 @@ export interface ApiClientOptions {
 
 const JOB_FIELDS = 'id status task stage done total error { code message }';
 const IMAGE_FIELDS = 'id width height scale grid url origin';
-const TURN_FIELDS = `id task status prompt text conversation { id title } settings { seed scale promptGuidance } error { code message }
+const TURN_FIELDS = `id task status prompt text conversation { id title } settings { seed scale promptGuidance selfCheck } error { code message }
   image { ${IMAGE_FIELDS} } inputImage { ${IMAGE_FIELDS} } job { ${JOB_FIELDS} }`;
 const STARTED = `turn { id } job { ${JOB_FIELDS} } errors { code message field }`;
 

@@ -68,7 +68,7 @@ export async function resultPayload(ctx: BotContext, actor: Actor, turn: TurnRes
   const link = turnPageUrl(ctx.publicUrl, turn);
   const by = `<@${actor.discordId}>`;
   const guidance = turn.settings.promptGuidance;
-  const seed = `seed \`${turn.settings.seed}\`${guidance === null ? '' : ` · guidance ${guidance}`}`;
+  const seed = `seed \`${turn.settings.seed}\`${guidance === null ? '' : ` · guidance ${guidance}`}${turn.settings.selfCheck === true ? ' · self-check' : ''}`;
   if (turn.image !== null) {
     const png = await ctx.api.download(turn.image.url);
     const shown = await upscalePng(png);

@@ -82,6 +82,18 @@ test('/imagine guidance: sent to the API, kept with the turn, shown, and kept by
   assert.doesNotMatch(plain.content, /guidance/, "the model's default is not spelled out");
 });
 
+test('/imagine check and /edit check: the self-check is asked of the API, kept with the turn and shown', async () => {
+  const cal = d.person('cal-check');
+  const result = await cal.slash(d.channel, 'imagine', { prompt: 'a red circle', seed: 3, check: true }).waitForOriginal(isImageResult);
+  assert.match(result.content, /seed `3` · self-check/);
+  const conversation = /#\/c\/([\w-]+)/.exec(result.content)?.[1];
+  const query = `query($id: ID!) { conversation(id: $id) { turns { settings { seed selfCheck } } } }`;
+  const turns = await gqlAs(cal, query, { id: conversation });
+  assert.deepEqual(JSON.parse(JSON.stringify(turns.conversation.turns)), [{ settings: { seed: 3, selfCheck: true } }]);
+  const plain = await cal.slash(d.channel, 'imagine', { prompt: 'a red circle', seed: 3 }).waitForOriginal(isImageResult);
+  assert.doesNotMatch(plain.content, /self-check/);
+});
+
 describe('buttons under a result', () => {
   let alice: Person;
   let result: FakeMessage;

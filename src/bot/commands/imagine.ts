@@ -1,8 +1,8 @@
-/** `/imagine prompt [scale] [seed] [guidance]`: text → image. */
+/** `/imagine prompt [scale] [seed] [guidance] [check]`: text → image. */
 import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import { runTurn } from '../results.ts';
 import { InteractionSurface } from '../surfaces.ts';
-import { GUIDANCE_OPTION, guidanceOption, guidanceSampling } from './guidance.ts';
+import { checkOption, guidanceOption, imageSampling } from './image-options.ts';
 import { actorOf, type SlashCommand } from './types.ts';
 
 export const imagine: SlashCommand = {
@@ -20,6 +20,7 @@ export const imagine: SlashCommand = {
     )
     .addIntegerOption((o) => o.setName('seed').setDescription('Seed for a repeatable image (0 … 2147483647)').setMinValue(0).setMaxValue(2147483647))
     .addNumberOption(guidanceOption)
+    .addBooleanOption(checkOption)
     .toJSON(),
   ack: 'defer',
   async run(interaction, ctx) {
@@ -27,9 +28,9 @@ export const imagine: SlashCommand = {
     const prompt = interaction.options.getString('prompt', true);
     const scale = interaction.options.getInteger('scale') ?? undefined;
     const seed = interaction.options.getInteger('seed') ?? undefined;
-    const guidance = guidanceSampling(interaction.options.getNumber(GUIDANCE_OPTION));
+    const sampling = imageSampling(interaction);
     await runTurn(ctx, actor, new InteractionSurface(interaction), `Generating “${prompt.slice(0, 80)}”`, () =>
-      ctx.api.generate(actor, { prompt, ...(scale === undefined ? {} : { scale }), ...(seed === undefined ? {} : { seed }), ...guidance }),
+      ctx.api.generate(actor, { prompt, ...(scale === undefined ? {} : { scale }), ...(seed === undefined ? {} : { seed }), ...sampling }),
     );
   },
 };
