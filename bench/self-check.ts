@@ -3,10 +3,9 @@
 // Measures what the self-check (the manifest's `selfCheck`, src/model/self-check.ts) buys with given settings (the
 // shipped 8 candidates at temperature 0.7 are the only ones measured so far): for every generation and edit of a TUNING set it writes the first image and `--candidates` sampled ones
 // (temperature, other seeds), has the same model describe each from its own image tokens ("Describe the image.", no
-// re-encoding), and keeps the first whose description meets the request (the first image first; it when none does):
-// for a generation, the prompt's constraints; for an edit, the model's own description of the input with the
-// instruction applied (src/shapes: parsePrompt, parseDescription, applyEdit; the product's judge, src/shapes/judge.ts,
-// decides the same way). Unlike the product, it renders every candidate, so that it can print, per task, the first
+// re-encoding), and keeps the first whose description the product's judge passes (src/shapes/judge.ts: for a
+// generation, the prompt's constraints; for an edit, the model's own description of the input with the instruction
+// applied), the first image first, it when none passes. Unlike the product, it renders every candidate, so that it can print, per task, the first
 // image's rate, the self-checked rate, the rate if an oracle picked (any candidate right) and how often the model's
 // check agrees with the pixel checker. The tuning set is an eval set drawn from other seeds of the eval range than
 // eval/shapes:
@@ -20,8 +19,7 @@ import { buildItems, type EvalItem, loadEvalSet, SHIPPED_BUNDLE_DIR } from '../s
 import { type ImageResult, TarModel } from '../src/model/index.ts';
 import { detectImage } from '../src/shapes/image.ts';
 import { gradeEdit, gradeGeneration } from '../src/shapes/grade.ts';
-import { applyEdit, parseDescription, parsePrompt, unmetConstraints } from '../src/shapes/language.ts';
-import { sameScene, type Scene } from '../src/shapes/scene.ts';
+import { judgeShapes } from '../src/shapes/judge.ts';
 import { parseOrExit, parseTasks, tuningSet } from './tuning.ts';
 
 const USAGE = `usage: npm run bench:self-check -- --eval DIR [--model DIR] [--limit N] [--candidates 8] [--temperature 0.7]
@@ -58,9 +56,9 @@ const model = await TarModel.load({ bundleDir: options.model });
 
 type Writing = Extract<EvalItem, { task: 'generate' | 'edit' }>;
 
-/** The model's own reading of image tokens, as a scene (null when the description does not parse). */
-async function selfScene(image: { tokens: number[]; scale: number }): Promise<Scene | null> {
-  return parseDescription((await model.understand({ image, prompt: DESCRIBE })).text);
+/** The model's own reading of image tokens, as the product's self-check reads them. */
+async function reading(image: { tokens: number[]; scale: number }): Promise<string> {
+  return (await model.understand({ image, prompt: DESCRIBE, sampling: { temperature: 0 }, viewScales: [] })).text;
 }
 
 /** Whether a written image is right, by the pixel checker (what eval:model grades). */
@@ -91,18 +89,13 @@ for (const item of items as Writing[]) {
     write(item.seed, 0),
     ...Array.from({ length: options.candidates }, (_, k) => write(item.seed + 1000 * (k + 1), options.temperature)),
   ]);
-  // What the request asks for, as the model itself understands it.
-  let meets: (scene: Scene | null) => boolean;
-  if (item.task === 'generate') {
-    const constraints = parsePrompt(item.prompt);
-    meets = (scene) => scene !== null && constraints !== null && unmetConstraints(scene, constraints).length === 0;
-  } else {
-    const input = results[0]?.inputImageTokens;
-    const before = input === undefined ? null : await selfScene(input);
-    const expected = before === null ? null : applyEdit(before, item.instruction);
-    meets = (scene) => scene !== null && expected !== null && sameScene(scene, expected);
-  }
-  const judged = await Promise.all(results.map(async (r) => meets(await selfScene(r.image))));
+  // The judge's question: the request, and for an edit the model's reading of its input.
+  const input = item.task === 'edit' ? results[0]?.inputImageTokens : undefined;
+  const request =
+    item.task === 'generate'
+      ? { task: 'generate' as const, prompt: item.prompt }
+      : { task: 'edit' as const, prompt: item.instruction, ...(input === undefined ? {} : { input: await reading(input) }) };
+  const judged = await Promise.all(results.map(async (r) => judgeShapes(request, await reading(r.image))));
   const truth = await Promise.all(results.map((r) => right(item, r)));
   const chosen = Math.max(0, judged.indexOf(true));
   const key = item.task === 'edit' ? 'edits' : item.constraints.objects.length === 1 ? 'one-object' : '2-3 objects';
