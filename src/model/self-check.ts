@@ -4,7 +4,8 @@
  * with the bundle's question; a judge — a function that knows the model's language, given to the runtime by name
  * (TarModelOptions.judgeModule), so the runtime itself knows no world — says whether that reading meets the request.
  * When it does not, the model writes more candidates by sampling and keeps the first one the judge passes, else its
- * first image. Only the chosen image is rendered, so a check costs LLM work only.
+ * first image. Only the chosen image is rendered, so a check costs LLM work only. The candidates' decoding counts in
+ * the request's stage timings (prefill, decode); the readings, which are understanding requests of their own, do not.
  */
 import type { ImageTokens } from './prompt.ts';
 import type { SelfCheck } from './manifest.ts';
