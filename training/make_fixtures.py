@@ -140,6 +140,9 @@ def build(seed: int = SEED):
                                  description="Random-weight miniature for tests (training/make_fixtures.py)",
                                  image_template="<im_start><S{k}>{tokens}<im_end>", cfg_scale=CFG_SCALE,
                                  max_new_tokens=16)
+    # A self-check with the shapes judge (src/shapes/judge.ts), one candidate, so that the product's flag has a path
+    # through every harness that loads this bundle as the CLI and the server load theirs.
+    manifest["selfCheck"] = {"judge": "shapes", "question": "Describe the image.", "candidates": 1, "temperature": 1.0}
     return tok, llm, enc, dec, ar, vq, manifest
 
 

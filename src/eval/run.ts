@@ -67,7 +67,9 @@ interface BatchAnswer {
 }
 
 /** What an evaluation may set on every request instead of the bundle's defaults. */
-export type BatchOverrides = Pick<EvalOptions, 'guidance' | 'detokGuidance' | 'understandingScale' | 'views' | 'editScale' | 'editImageScale' | 'selfCheck'
+export type BatchOverrides = Pick<
+  EvalOptions,
+  'guidance' | 'detokGuidance' | 'understandingScale' | 'views' | 'editScale' | 'editImageScale' | 'selfCheck'
 >;
 
 /** The batch line of an item; outputs go to images/ID.png next to the batch file. */
@@ -100,7 +102,12 @@ export function batchLine(item: EvalItem, overrides: BatchOverrides = {}): Recor
         ...common,
         ...(overrides.editScale === undefined || item.scale !== undefined ? {} : { scale: overrides.editScale }),
         ...(overrides.editImageScale === undefined ? {} : { imageScale: overrides.editImageScale }),
-        task: 'edit', image: item.image, prompt: item.instruction, out, ...guided };
+        task: 'edit',
+        image: item.image,
+        prompt: item.instruction,
+        out,
+        ...guided,
+      };
     case 'reconstruct':
       return { ...common, task: 'reconstruct', image: item.image, out, ...rendered };
   }

@@ -1,6 +1,6 @@
 /**
  * Self-check: a unified model can read the image tokens it has just written, so it can check a generation or an
- * edit before it is shown (docs/model-card.md, "The model checking its own work"). The model reads its first image
+ * edit before it is shown (docs/model-card.md, "The shipped bundle (1.4.2)"). The model reads its first image
  * with the bundle's question; a judge — a function that knows the model's language, given to the runtime by name
  * (TarModelOptions.judgeModule), so the runtime itself knows no world — says whether that reading meets the request.
  * When it does not, the model writes more candidates by sampling and keeps the first one the judge passes, else its

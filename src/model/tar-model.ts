@@ -6,7 +6,7 @@ import { type BatcherStats, type DecodeJob, DecoderBatcher, type RowPrefill, typ
 import { type PositionRule, positionRule } from './positions.ts';
 import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, PromptTooLongError } from './errors.ts';
 import { imageToPixels, pixelsToPng } from './images.ts';
-import { editingOf, findScale, type Manifest, type ScaleInfo, understandingOf } from './manifest.ts';
+import { editingOf, findScale, type Manifest, type ScaleInfo, type SelfCheck, understandingOf } from './manifest.ts';
 import { type ExecutionProvider, floatTensor, int64Tensor, readFloat32, readInt64 } from './onnx-backend.ts';
 import { type ImageTokens, PromptBuilder, type PromptRequest, type Turn } from './prompt.ts';
 import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
@@ -41,7 +41,8 @@ export interface TarModelOptions {
   onLoadProgress?: (event: LoadProgress) => void;
   /**
    * Judges of the bundle's `selfCheck` by name (self-check.ts), or the URL of a module that exports them as `judges`
-   * (what crosses to a model thread). A bundle whose judge is not given writes every image once, unchecked.
+   * (what crosses to a model thread). A model not given its bundle's judge cannot check (ModelInfo.selfCheck false: a
+   * request that asks is refused with InvalidRequestError).
    */
   judges?: Record<string, ImageJudge>;
   judgeModule?: string;
@@ -137,8 +138,8 @@ export interface GenerateRequest extends CommonRequest {
   detokSampling?: Partial<DetokSampling>;
   /**
    * true: the model checks the image it writes by reading it, and writes more when the check fails (the bundle's
-   * `selfCheck`, self-check.ts; ignored by a bundle without one or without its judge). Off by default: a failed
-   * check costs the candidates' LLM work (tar-shapes: ~2.5× a generation's time).
+   * `selfCheck`, self-check.ts; InvalidRequestError where the model cannot check: ModelInfo.selfCheck). Off by
+   * default: a failed check costs the candidates' LLM work (tar-shapes: ~3.4× a generation's time).
    */
   selfCheck?: boolean;
 }
@@ -201,6 +202,8 @@ export interface ModelInfo {
   understanding: { scale: number; viewScales: number[] };
   /** How an edit reads an image given as pixels: the scale it is encoded and the edit written at. */
   editing: { scale: number };
+  /** Whether a generate or edit request may ask for a self-check: the bundle has one and the model its judge. */
+  selfCheck: boolean;
   /** Side of generated images in pixels. */
   imageSize: number;
   defaults: Manifest['sampling'];
@@ -370,6 +373,7 @@ export class TarModel {
       defaultScale: m.defaultScale,
       understanding: understandingOf(m),
       editing: editingOf(m),
+      selfCheck: m.selfCheck !== undefined && this.#judge !== undefined,
       imageSize: m.vq.outputSize,
       defaults: structuredClone(m.sampling),
       provider: this.#provider,
@@ -496,6 +500,8 @@ export class TarModel {
     clock: RequestClock,
   ): Promise<ImageResult> {
     const m = this.manifest;
+    // Refused before any work when the model cannot check.
+    const checker = request.selfCheck === true ? this.#checker() : undefined;
     const seed = resolveSeed(request.seed);
     const sampling = resolveSettings('sampling', m.sampling.image, request.sampling);
     const detok = resolveSettings('detokSampling', m.sampling.detok, request.detokSampling);
@@ -518,8 +524,7 @@ export class TarModel {
       );
     let tokens = await write(createPipeline({ settings: sampling, rng: new Rng(seed, RNG_STREAM.llm), allowed }), request);
     let report: SelfCheckReport | undefined;
-    const check = m.selfCheck;
-    if (check !== undefined && this.#judge !== undefined && request.selfCheck === true) {
+    if (checker !== undefined) {
       // Candidates send no progress (the request's decode progress has reached its end once) and are read greedily.
       const quiet = request.signal === undefined ? {} : { signal: request.signal };
       const steps: SelfCheckSteps = {
@@ -529,14 +534,14 @@ export class TarModel {
         },
         read: async (image) => {
           const greedy = { temperature: 0 };
-          return (await this.#understand({ image, prompt: check.question, seed, sampling: greedy, viewScales: [], ...quiet }, true)).text;
+          return (await this.#understand({ image, prompt: checker.check.question, seed, sampling: greedy, viewScales: [], ...quiet }, true)).text;
         },
       };
       const asked =
         prompt.task === 'edit'
           ? { task: prompt.task, prompt: prompt.prompt, inputImage: prompt.image }
           : { task: prompt.task, prompt: prompt.prompt };
-      ({ tokens, report } = await selfCheck(check, this.#judge, asked, { tokens, scale: prompt.scale }, steps));
+      ({ tokens, report } = await selfCheck(checker.check, checker.judge, asked, { tokens, scale: prompt.scale }, steps));
     }
     const image = { tokens, scale: prompt.scale };
     const { png, vqCodes } = await this.#render(image, detok, new Rng(seed, RNG_STREAM.detok), clock, request);
@@ -547,6 +552,14 @@ export class TarModel {
       seed,
       timings: clock.finish(),
     };
+  }
+
+  /** The bundle's self-check and its judge; InvalidRequestError when the model cannot check (ModelInfo.selfCheck). */
+  #checker(): { check: SelfCheck; judge: ImageJudge } {
+    const check = this.manifest.selfCheck;
+    if (check === undefined) throw new InvalidRequestError('selfCheck: this model has no self-check (its manifest has no selfCheck)');
+    if (this.#judge === undefined) throw new InvalidRequestError(`selfCheck: this model was not given its judge "${check.judge}"`);
+    return { check, judge: this.#judge };
   }
 
   /** Decodes one answer from one or more prompt rows (one per guidance branch); `pick` chooses every row's next token. */

@@ -13,6 +13,7 @@ import { TarModel } from '../../src/model/index.ts';
 import { type DialectServer, startServer } from '../../src/server/app.ts';
 import { loadConfig } from '../../src/server/config.ts';
 import { createLogger } from '../../src/server/logging.ts';
+import { JUDGE_MODULE } from '../../src/shapes/judge.ts';
 import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
 import { FakeDiscord, type FakeChannel, type FakeGuild, type FakeMessage, Person } from '../discord-fake/index.ts';
 import { startTestServer } from '../server/helpers.ts';
@@ -64,7 +65,7 @@ export async function startDeployment(
     LOG_LEVEL: 'warn',
     ...options.serverEnv,
   };
-  const model = options.bundleDir === undefined ? undefined : await TarModel.load({ bundleDir: options.bundleDir, maxBatch: 4, intraOpThreads: 1 });
+  const model = options.bundleDir === undefined ? undefined : await TarModel.load({ bundleDir: options.bundleDir, maxBatch: 4, intraOpThreads: 1, judgeModule: JUDGE_MODULE });
   const startApi = async (env: Record<string, string>): Promise<DialectServer> => {
     if (model === undefined) return startTestServer(handle.database, env);
     const config = loadConfig({ PORT: '0', DIALECT_MODEL: options.bundleDir as string, ...env });

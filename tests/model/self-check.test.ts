@@ -3,13 +3,13 @@
  * it wrote with the bundle's question, a judge given by name decides, and on a failed check the model writes the
  * bundle's number of sampled candidates and keeps the first that passes, else its first image. On the random tiny
  * bundle the readings mean nothing; a scripted judge decides, and what is checked is which image is kept, what the
- * judge is asked, and that nothing changes without the flag or without the judge.
+ * judge is asked, that nothing changes without the flag, and that a model that cannot check refuses it.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type JudgeRequest, TarModel } from '../../src/model/index.ts';
+import { InvalidRequestError, type JudgeRequest, TarModel } from '../../src/model/index.ts';
 import { bundleCopy, GOLDEN_DIR } from './helpers.ts';
 
 const PROMPT = 'a red circle';
@@ -147,10 +147,27 @@ describe('self-check of written images', () => {
     }
   });
 
-  it('writes once when the model was not given the judge the bundle names', async () => {
+  it('refuses a check, before any work, when the model was not given its judge or the bundle has no self-check', async () => {
+    assert.equal(model.info().selfCheck, true);
+    assert.equal(unjudged.info().selfCheck, false);
+    const before = unjudged.metrics().llm.rowSteps;
+    await assert.rejects(unjudged.generate({ prompt: PROMPT, seed: 3, selfCheck: true }), (error: unknown) =>
+      error instanceof InvalidRequestError && /not given its judge "scripted"/.test(error.message));
+    assert.equal(unjudged.metrics().llm.rowSteps, before, 'nothing was decoded');
     const plain = await unjudged.generate({ prompt: PROMPT, seed: 3 });
-    const asked = await unjudged.generate({ prompt: PROMPT, seed: 3, selfCheck: true });
-    assert.equal(asked.selfCheck, undefined);
-    assert.deepEqual(asked.image.tokens, plain.image.tokens);
+    assert.equal(plain.selfCheck, undefined);
+
+    const copy = await bundleCopy((m) => {
+      delete m.selfCheck;
+    });
+    const without = await TarModel.load({ bundleDir: copy.dir, intraOpThreads: 1, judges: { scripted: () => true } });
+    try {
+      assert.equal(without.info().selfCheck, false);
+      await assert.rejects(without.edit({ image: { bytes }, prompt: 'make the circle blue', selfCheck: true }), (error: unknown) =>
+        error instanceof InvalidRequestError && /no self-check/.test(error.message));
+    } finally {
+      await without.dispose();
+      await copy.cleanup();
+    }
   });
 });

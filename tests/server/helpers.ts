@@ -7,6 +7,7 @@ import { type DialectServer, startServer } from '../../src/server/app.ts';
 import { loadConfig } from '../../src/server/config.ts';
 import type { Context } from '../../src/server/context.ts';
 import { createLogger } from '../../src/server/logging.ts';
+import { JUDGE_MODULE } from '../../src/shapes/judge.ts';
 import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
 import { bundleCopy, TINY_BUNDLE } from '../model/helpers.ts';
 
@@ -15,7 +16,7 @@ export { TINY_BUNDLE };
 let model: Promise<TarModel> | undefined;
 /** One tiny model per test file (the server shares it; the file's `after` need not dispose it). */
 export function tinyModel(): Promise<TarModel> {
-  model ??= TarModel.load({ bundleDir: TINY_BUNDLE, maxBatch: 8, intraOpThreads: 1 });
+  model ??= TarModel.load({ bundleDir: TINY_BUNDLE, maxBatch: 8, intraOpThreads: 1, judgeModule: JUDGE_MODULE });
   return model;
 }
 
@@ -40,14 +41,14 @@ export async function startTestServer(
 
 /**
  * A server on a fresh PGlite database with a model of its own: a copy of the tiny bundle with its manifest changed by
- * `edit`, loaded with `load` (judges, say). `dispose` stops and removes all of it.
+ * `edit`, loaded as the server loads its model (the shapes judge) with `load` on top (other judges, say). `dispose` stops and removes all of it.
  */
 export async function startOnBundleCopy(
   edit: (manifest: any) => void,
   load: Partial<TarModelOptions> = {},
 ): Promise<{ server: DialectServer; model: TarModel; handle: TestDatabase; dispose: () => Promise<void> }> {
   const copy = await bundleCopy(edit);
-  const model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1, ...load });
+  const model = await TarModel.load({ bundleDir: copy.dir, maxBatch: 4, intraOpThreads: 1, judgeModule: JUDGE_MODULE, ...load });
   const handle = await openTestDatabase('pglite');
   const config = loadConfig({ PORT: '0', DIALECT_MODEL: copy.dir, LOG_LEVEL: 'info' });
   const server = await startServer(config, { database: handle.database, model, logger: createLogger('info', new LogSink()) });

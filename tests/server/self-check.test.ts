@@ -53,6 +53,27 @@ describe('self-check through the API', () => {
     assert.equal(judged, before + 6);
   });
 
+  it('refuses the flag, before a turn is written, where the model cannot check, and says so in model { selfCheck }', async () => {
+    const info = await exec(server, '{ model { selfCheck } }', {}, freshUser());
+    assert.equal(info.data.model.selfCheck, true);
+    const without = await startOnBundleCopy((m) => {
+      delete m.selfCheck;
+    });
+    try {
+      const user = freshUser();
+      assert.equal((await exec(without.server, '{ model { selfCheck } }', {}, user)).data.model.selfCheck, false);
+      const refused = await exec(without.server, GENERATE, { input: { prompt: 'a red circle', sampling: { selfCheck: true } } }, user);
+      assert.equal(refused.data.generate.turn, null);
+      assert.deepEqual(JSON.parse(JSON.stringify(refused.data.generate.errors)), [
+        { code: 'INVALID_INPUT', message: 'this model cannot check its images (no self-check)' },
+      ]);
+      const history = await exec(without.server, '{ conversations(first: 5) { edges { node { id } } } }', {}, user);
+      assert.deepEqual(history.data.conversations.edges, [], 'nothing was written');
+    } finally {
+      await without.dispose();
+    }
+  });
+
   it('checks an edit that asks for it', async () => {
     const user = freshUser();
     const before = judged;

@@ -14,6 +14,7 @@ import { TarModel } from '../../src/model/index.ts';
 import { type DialectServer, startServer } from '../../src/server/app.ts';
 import { loadConfig } from '../../src/server/config.ts';
 import { createLogger } from '../../src/server/logging.ts';
+import { JUDGE_MODULE } from '../../src/shapes/judge.ts';
 import { openTestDatabase, type TestDatabase } from '../db/harness.ts';
 import { LogSink } from '../server/helpers.ts';
 import { TINY_BUNDLE } from '../model/helpers.ts';
@@ -96,7 +97,7 @@ export function usingShippedModel(): boolean {
 
 let loaded: Promise<TarModel> | undefined;
 function sharedModel(): Promise<TarModel> {
-  loaded ??= TarModel.load({ bundleDir: testBundle(), maxBatch: 8, intraOpThreads: 1 });
+  loaded ??= TarModel.load({ bundleDir: testBundle(), maxBatch: 8, intraOpThreads: 1, judgeModule: JUDGE_MODULE });
   return loaded;
 }
 

@@ -179,6 +179,7 @@ export interface Session {
     version: string;
     defaultScale: number;
     editScale: number;
+    selfCheck: boolean;
     imageSize: number;
     experimental: Task[];
     scales: { scale: number; grid: number; tokens: number }[];
@@ -196,7 +197,7 @@ export const TURN_FIELDS = `id task prompt text status createdAt error { code me
 
 export const SESSION = `query Session {
   me { id name }
-  model { name version defaultScale editScale imageSize experimental scales { scale grid tokens } defaults { image { promptGuidance } } }
+  model { name version defaultScale editScale selfCheck imageSize experimental scales { scale grid tokens } defaults { image { promptGuidance } } }
   limits { maxUploadBytes maxUploadPixels maxPromptChars maxPageSize }
 }`;
 

@@ -154,7 +154,7 @@ export type ImageSamplingInput = {
   promptGuidance?: InputMaybe<Scalars['Float']['input']>;
   /**
    * true: the model reads the image it wrote and, when that reading misses the prompt or instruction, writes more and
-   * keeps the first that meets it (slower when the first misses; a model without a self-check ignores it).
+   * keeps the first that meets it (slower when the first misses; INVALID_INPUT where `model.selfCheck` is false).
    */
   selfCheck?: InputMaybe<Scalars['Boolean']['input']>;
   temperature?: InputMaybe<Scalars['Float']['input']>;
@@ -207,6 +207,8 @@ export type ModelInfo = {
   imageSize: Scalars['Int']['output'];
   name: Scalars['String']['output'];
   scales: Array<ScaleInfo>;
+  /** Whether generate and edit may ask the model to check its images (ImageSamplingInput.selfCheck). */
+  selfCheck: Scalars['Boolean']['output'];
   /** The scale at which an uploaded image is encoded for understanding (a model may read images best at another scale than it writes them). */
   understandingScale: Scalars['Int']['output'];
   /** The scales an upload is also encoded at, each a second view that a question about it is read from (stored with the image). */
@@ -819,6 +821,7 @@ export type ModelInfoResolvers<ContextType = Context, ParentType extends Resolve
   imageSize?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   scales?: Resolver<Array<ResolversTypes['ScaleInfo']>, ParentType, ContextType>;
+  selfCheck?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   understandingScale?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   understandingViewScales?: Resolver<Array<ResolversTypes['Int']>, ParentType, ContextType>;
   version?: Resolver<ResolversTypes['String'], ParentType, ContextType>;

@@ -169,6 +169,7 @@ export const resolvers: Resolvers = {
         understandingScale: info.understanding.scale,
         understandingViewScales: info.understanding.viewScales,
         editScale: info.editing.scale,
+        selfCheck: info.selfCheck,
         imageSize: info.imageSize,
         experimental: info.experimental.map((t) => t.toUpperCase()).filter((t): t is Task => t === 'UNDERSTAND' || t === 'GENERATE' || t === 'EDIT'),
         defaults: {

@@ -284,7 +284,13 @@ export class TurnService {
       put(sampling, 'topP', image.topP, 0.000001, 1, 'topP');
       put(detok, 'cfgScale', image.cfgScale, 0, 50, 'cfgScale');
       put(sampling, 'cfgScale', image.promptGuidance, 0, 50, 'promptGuidance');
-      if (image.selfCheck === true) settings.selfCheck = true;
+      if (image.selfCheck === true) {
+        // Refused here rather than when the job runs (the runtime refuses it too).
+        if (!this.model.info().selfCheck) {
+          throw new UserFailure('INVALID_INPUT', 'this model cannot check its images (no self-check)', ['input', 'sampling', 'selfCheck']);
+        }
+        settings.selfCheck = true;
+      }
     }
     if (Object.keys(sampling).length > 0) settings.sampling = sampling;
     if (Object.keys(detok).length > 0) settings.detokSampling = detok;

@@ -545,10 +545,12 @@ function Composer({
             size={10}
           />
         </label>
-        <label title="The model reads the image it wrote and, when that reading misses the prompt, writes more and keeps the first that meets it (slower when the first misses)">
-          <input type="checkbox" name="self-check" checked={selfCheck} onChange={(e) => setSelfCheck(e.currentTarget.checked)} />
-          Self-check
-        </label>
+        {session.model.selfCheck && (
+          <label title="The model reads the image it wrote and, when that reading misses the prompt, writes more and keeps the first that meets it (slower when the first misses)">
+            <input type="checkbox" name="self-check" checked={selfCheck} onChange={(e) => setSelfCheck(e.currentTarget.checked)} />
+            Self-check
+          </label>
+        )}
       </div>
       <div class="buttons">
         <button type="button" disabled={busy} onClick={() => void run('GENERATE')} title={`Generate an image from the prompt${experimental('GENERATE')}`}>Generate</button>
