@@ -3,3 +3,4 @@ export * from './eval-set.ts';
 export * from './report.ts';
 export * from './run.ts';
 export * from './describe-failures.ts';
+export * from './compare.ts';

@@ -118,6 +118,27 @@ function quantile(sorted: readonly number[], q: number): number {
 
 const objectCount = (g: GradedItem) => (g.item.task === 'generate' ? g.item.constraints.objects.length : 0);
 
+/** The headline metric an item counts in (none for the scale probes); summarise's headline rows are built from it. */
+export function headlineOf(g: GradedItem): MetricId | undefined {
+  switch (g.item.set) {
+    case 'questions': return 'understand.questions';
+    case 'describe': return 'understand.describe';
+    case 'generate': return objectCount(g) === 1 ? 'generate.one-object' : 'generate.multi-object';
+    case 'edit': return 'edit';
+    case 'round-trip': return 'round-trip';
+    default: return undefined;
+  }
+}
+
+/** The breakdown an item falls in within its set: a question's kind, an edit's op, a prompt's object count. */
+export function detailOf(g: GradedItem): string | undefined {
+  const item = g.item;
+  if (item.task === 'understand') return item.kind;
+  if (item.task === 'edit') return item.op;
+  if (item.task === 'generate') return `${objectCount(g)} objects`;
+  return item.scale === undefined ? undefined : `scale ${item.scale}`;
+}
+
 export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalReport {
   const metrics: Metric[] = [];
   const add = (
@@ -144,12 +165,13 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
   const scaleName = (scale: number | undefined) =>
     scale === undefined ? `${info.defaultScale ?? '?'} (default)` : String(scale);
 
-  add('understand.questions', 'understanding: questions answered correctly', 'headline', questions);
-  add('understand.describe', 'understanding: "Describe the image." all right', 'headline', describe);
-  add('generate.one-object', 'generation: one-object prompts met', 'headline', generate.filter((g) => objectCount(g) === 1));
-  add('generate.multi-object', 'generation: 2-3-object prompts met', 'headline', generate.filter((g) => objectCount(g) > 1));
-  add('edit', 'editing: target scene, others unchanged', 'headline', edits);
-  add('round-trip', 'round trip: every attribute kept', 'headline', roundTrip);
+  const inHeadline = (id: MetricId) => graded.filter((g) => headlineOf(g) === id);
+  add('understand.questions', 'understanding: questions answered correctly', 'headline', inHeadline('understand.questions'));
+  add('understand.describe', 'understanding: "Describe the image." all right', 'headline', inHeadline('understand.describe'));
+  add('generate.one-object', 'generation: one-object prompts met', 'headline', inHeadline('generate.one-object'));
+  add('generate.multi-object', 'generation: 2-3-object prompts met', 'headline', inHeadline('generate.multi-object'));
+  add('edit', 'editing: target scene, others unchanged', 'headline', inHeadline('edit'));
+  add('round-trip', 'round trip: every attribute kept', 'headline', inHeadline('round-trip'));
 
   // Understanding: per kind, wording, origin, scale.
   for (const kind of ['describe', 'color', 'shape', 'count', 'where', 'background', 'exists'] as const) {

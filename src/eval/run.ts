@@ -12,7 +12,7 @@ import {
 } from '../shapes/index.ts';
 import { editingOf, parseManifest, understandingOf } from '../model/manifest.ts';
 import { type EvalItem, type EvalSet, type ItemSet, type SampleSpec, buildItems, loadEvalSet, sampleItems } from './eval-set.ts';
-import { type EvalReport, type GradedItem, type RunInfo, summarise } from './report.ts';
+import { type EvalReport, type GradedItem, type RunInfo, detailOf, headlineOf, summarise } from './report.ts';
 
 const DIALECT_BIN = fileURLToPath(new URL('../../bin/dialect.js', import.meta.url));
 /** The shipped bundle, the default model of the evaluation (as of the CLI). */
@@ -235,7 +235,8 @@ export async function runEvaluation(options: EvalOptions = {}): Promise<EvalRepo
       await writeFile(
         join(outDir, 'items.jsonl'),
         graded.map((g) => JSON.stringify({ id: g.item.id, set: g.item.set, task: g.item.task, ok: g.ok,
-          problems: g.problems, answer: g.answer, ms: g.ms, request: line(g.item) })).join('\n') + '\n',
+          headline: headlineOf(g), detail: detailOf(g), problems: g.problems, answer: g.answer, ms: g.ms,
+          request: line(g.item) })).join('\n') + '\n',
       );
     }
     return summarise(graded, {

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  CI_SAMPLE, type EvalItem, type EvalSet, batchLine, buildItems, formatMarkdown, formatTable, gradeItem, loadEvalSet,
-  runEvaluation, sampleItems, summarise, TARGETS,
+  CI_SAMPLE, type EvalItem, type EvalSet, batchLine, buildItems, comparePaired, formatMarkdown, formatTable, gradeItem,
+  loadEvalSet, parseItems, runEvaluation, sampleItems, summarise, TARGETS,
 } from '../../src/eval/index.ts';
 import {
   applyEdit, constraintsKey, describe as describeScene, gradeAnswer, parsePrompt, sceneKey,
@@ -206,8 +206,22 @@ describe('a run through dialect batch on the tiny random bundle', () => {
       assert.equal(report.guidance, 3);
       const lines = (await readFile(join(outDir, 'requests.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
       assert.deepEqual(lines.map((l) => [l.task, l.guidance]).sort(), [['edit', 3], ['edit', 3], ['generate', 3], ['generate', 3]]);
-      const unguided = await runEvaluation({ model: tinyBundle, sample: { questions: 1 } });
-      assert.equal('guidance' in unguided, false, "the bundle's default is not written as a choice");
+      // items.jsonl says which headline and breakdown each item counts in, and pairs with itself (eval:compare).
+      const text = await readFile(join(outDir, 'items.jsonl'), 'utf8');
+      for (const l of text.trim().split('\n').map((x) => JSON.parse(x))) {
+        if (l.task === 'generate') {
+          assert.match(l.detail, /^[123] objects$/);
+          assert.equal(l.headline, l.detail === '1 objects' ? 'generate.one-object' : 'generate.multi-object');
+        } else {
+          assert.equal(l.headline, 'edit');
+          assert.ok(['recolor', 'move', 'remove', 'add', 'background', 'resize'].includes(l.detail), l.detail);
+        }
+      }
+      const graded = parseItems(text, 'items.jsonl');
+      const self = comparePaired(graded, graded, true);
+      assert.equal(self.unpaired, 0);
+      assert.equal(self.rows.filter((r) => !r.group.includes(' · ')).reduce((n, r) => n + r.count, 0), 4);
+      assert.ok(self.rows.every((r) => r.onlyA === 0 && r.onlyB === 0 && r.difference === 0 && r.standardError === 0));
     } finally {
       await rm(outDir, { recursive: true, force: true });
     }
