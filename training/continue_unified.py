@@ -60,22 +60,23 @@ def parse_weights(text: str):
     return weights
 
 
-def record_cache(run: Run, records: int, encoder, device: str) -> dict:
-    """The continuation's records and their TA-Tok ids at every scale (built once, then read from OUT)."""
+def record_cache(run: Run, records: int, seed0: int, encoder, device: str) -> dict:
+    """The continuation's records (seeds seed0, seed0 + 1, …) and their TA-Tok ids at every scale (built once,
+    then read from OUT)."""
     path = run.path("continue-data.pt")
     if os.path.exists(path):
         return torch_load(path)
     t0 = time.time()
-    recs = T.unified_records(records, CONTINUE_SEED0)
+    recs = T.unified_records(records, seed0)
     with torch.no_grad():
         data = {"records": recs, "ids": T.encode_records(recs, encoder, device)}
     torch.save(data, path)
-    log(f"[{STAGE}] {len(recs)} records from seed {CONTINUE_SEED0} encoded in {time.time() - t0:.0f}s")
+    log(f"[{STAGE}] {len(recs)} records from seed {seed0} encoded in {time.time() - t0:.0f}s")
     return data
 
 
 def train(run: Run, a, tok, llm, encoder, manifest) -> dict:
-    data = record_cache(run, a.records, encoder, a.device)
+    data = record_cache(run, a.records, a.records_seed, encoder, a.device)
     P = T.prompt_helper(manifest, tok)
     pad = manifest["tokens"]["pad"]
     batches = T.UnifiedBatches(P, tok, data["records"], data["ids"], tok.token_id("<|im_end|>"), pad)
@@ -144,6 +145,9 @@ def main() -> None:
                     help="peak learning rate of the warm restart (the recipe's unified stage peaks at 1.5e-3)")
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--records", type=int, default=60000)
+    ap.add_argument("--records-seed", type=int, default=CONTINUE_SEED0,
+                    help="seed of the first record (a second continuation draws records the first did not: "
+                         f"{CONTINUE_SEED0} + 10^6, say)")
     ap.add_argument("--question-weights", default=DEFAULT_QUESTION_WEIGHTS,
                     help="kind=weight,… of the understanding rows' questions ('' for the recipe's: each record's "
                          "own question, uniform follow-ups); train_shapes.QUESTION_WEIGHTS")
@@ -170,7 +174,7 @@ def main() -> None:
     else:
         info = train(run, a, tok, llm, encoder, manifest)
         atomic_save({"llm": llm.state_dict()}, trained)
-        run.mark_done(STAGE, time.time() - t0, {**info, "from": a.source, "lr": a.lr, "records": a.records,
+        run.mark_done(STAGE, time.time() - t0, {**info, "from": a.source, "lr": a.lr, "records": a.records, "records_seed": a.records_seed,
                                                        "question_weights": a.question_weights})
     llm.to("cpu")
     encoder.to("cpu")
