@@ -174,8 +174,8 @@ def main() -> None:
     else:
         info = train(run, a, tok, llm, encoder, manifest)
         atomic_save({"llm": llm.state_dict()}, trained)
-        run.mark_done(STAGE, time.time() - t0, {**info, "from": a.source, "lr": a.lr, "records": a.records, "records_seed": a.records_seed,
-                                                       "question_weights": a.question_weights})
+        run.mark_done(STAGE, time.time() - t0, {**info, "from": a.source, "lr": a.lr, "records": a.records,
+                                                "records_seed": a.records_seed, "question_weights": a.question_weights})
     llm.to("cpu")
     encoder.to("cpu")
     export(a, a.source, tok, llm, encoder, decoder, ardtok, vq, manifest)
