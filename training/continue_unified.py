@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -31,7 +30,6 @@ sys.path.insert(0, HERE)
 ROOT = os.path.dirname(HERE)
 
 import export_bundle as eb  # noqa: E402
-import make_fixtures as mf  # noqa: E402
 import train_shapes as T  # noqa: E402
 from dialect_tar.bundle_torch import load_bundle  # noqa: E402
 from dialect_tar.compat import torch_load  # noqa: E402
@@ -116,20 +114,8 @@ def export(a, source: str, tok, llm, encoder, decoder, ardtok, vq, manifest) -> 
     size = sum(os.path.getsize(os.path.join(a.bundle, f)) for f in os.listdir(a.bundle))
     log(f"[export] {a.bundle}: {size / 1e6:.1f} MB, version {a.version}")
 
-    golden = os.path.join(a.out, "golden")
-    mf.GOLDEN = golden
-    g = mf.make_golden(TarPipeline(manifest, tok, llm, encoder, decoder, ardtok, vq), tok)
-    g["bundle"] = a.bundle
-    with open(os.path.join(golden, "golden.json"), "w") as fh:
-        json.dump(g, fh, ensure_ascii=False)
-    if shutil.which("node") is None:
-        log(f"[check] no node here: run `node training/check_bundle.mjs {a.bundle} {golden}` where there is")
-        return
-    r = subprocess.run(["node", os.path.join(HERE, "check_bundle.mjs"), a.bundle, golden], cwd=ROOT,
-                       capture_output=True, text=True)
-    log("[check] " + (r.stdout[-3000:] + r.stderr[-2000:]).strip())
-    if r.returncode != 0:
-        raise SystemExit("[check] onnxruntime-node parity check failed")
+    T.check_onnx_parity(TarPipeline(manifest, tok, llm, encoder, decoder, ardtok, vq), tok, a.bundle,
+                        os.path.join(a.out, "golden"))
 
 
 def main() -> None:

@@ -1208,28 +1208,31 @@ def stage_export(run, a):
     return {"bundle_mb": round(size / 1e6, 2), "cfg_scale": cfg_best, "eval": ev}
 
 
-def stage_check(run, a):
-    """ONNX parity: golden outputs of the PyTorch reference for the exported bundle (make_fixtures' golden
-    writer), checked in onnxruntime-node by training/check_bundle.mjs."""
+def check_onnx_parity(pipe, tok, bundle, gdir):
+    """ONNX parity of an exported bundle: golden outputs of the PyTorch reference `pipe` (make_fixtures' golden
+    writer) into `gdir`, checked in onnxruntime-node by training/check_bundle.mjs; deferred where there is no Node."""
     import make_fixtures as mf
-    tok, llm, enc, dec, ar, vq, manifest = eb.load_checkpoint(run.path("final.pt"))
-    pipe = TarPipeline(manifest, tok, llm, enc, dec, ar, vq)
-    gdir = run.path("golden")
     mf.GOLDEN = gdir
     g = mf.make_golden(pipe, tok)
-    g["bundle"] = a.bundle
+    g["bundle"] = bundle
     with open(os.path.join(gdir, "golden.json"), "w") as f:
         json.dump(g, f, ensure_ascii=False)
     if shutil.which("node") is None:
         # A GPU machine without Node: the golden outputs are written; the check runs where Node is.
-        log(f"[check] no node here: run `node training/check_bundle.mjs {a.bundle} {gdir}` where there is")
+        log(f"[check] no node here: run `node training/check_bundle.mjs {bundle} {gdir}` where there is")
         return {"onnx_parity": "deferred (no node)"}
-    r = subprocess.run(["node", os.path.join(HERE, "check_bundle.mjs"), a.bundle, gdir], cwd=ROOT,
+    r = subprocess.run(["node", os.path.join(HERE, "check_bundle.mjs"), bundle, gdir], cwd=ROOT,
                        capture_output=True, text=True)
     log("[check] " + (r.stdout[-3000:] + r.stderr[-2000:]).strip())
     if r.returncode != 0:
         raise SystemExit("[check] onnxruntime-node parity check failed")
     return {"onnx_parity": "ok"}
+
+
+def stage_check(run, a):
+    """ONNX parity of the exported bundle with the run's final checkpoint (check_onnx_parity)."""
+    tok, llm, enc, dec, ar, vq, manifest = eb.load_checkpoint(run.path("final.pt"))
+    return check_onnx_parity(TarPipeline(manifest, tok, llm, enc, dec, ar, vq), tok, a.bundle, run.path("golden"))
 
 
 # ============================================================================================== main

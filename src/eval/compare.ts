@@ -36,6 +36,9 @@ export interface PairedComparison {
   unpaired: number;
 }
 
+/** The sets whose items count in no headline (the scale probes), so that their lines carry no `headline`. */
+const PROBE_SETS = new Set(['question-scales', 'round-trip-scales']);
+
 /** Parses items.jsonl text; a line without `headline` comes from an eval:model older than this comparison. */
 export function parseItems(text: string, source: string): ItemOutcome[] {
   const items: ItemOutcome[] = [];
@@ -45,7 +48,7 @@ export function parseItems(text: string, source: string): ItemOutcome[] {
     if (typeof value.id !== 'string' || typeof value.ok !== 'boolean') {
       throw new Error(`${source}:${index + 1}: not an evaluation item (it needs "id" and "ok")`);
     }
-    if (!('headline' in value) && (value.set === 'questions' || value.set === 'edit' || value.set === 'generate')) {
+    if (!('headline' in value) && value.set !== undefined && !PROBE_SETS.has(value.set)) {
       throw new Error(`${source}: written by an older eval:model without "headline"; evaluate again with --out`);
     }
     items.push({

@@ -58,5 +58,6 @@ describe('parseItems', () => {
   it('refuses lines that are not items, and items of an eval:model too old to say their headline', () => {
     assert.throws(() => parseItems('{"id":"e1"}\n', 'f.jsonl'), /f\.jsonl:1: not an evaluation item/);
     assert.throws(() => parseItems('{"id":"e1","ok":true,"set":"edit"}\n', 'f.jsonl'), /older eval:model/);
+    assert.throws(() => parseItems('{"id":"d1","ok":true,"set":"describe"}\n', 'f.jsonl'), /older eval:model/);
   });
 });
