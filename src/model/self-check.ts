@@ -52,8 +52,10 @@ export async function selfCheck(
   steps: SelfCheckSteps,
 ): Promise<{ tokens: number[]; report: SelfCheckReport }> {
   const { inputImage, ...asked } = request;
-  const judged: JudgeRequest = inputImage === undefined ? asked : { ...asked, input: await steps.read(inputImage) };
-  if (judge(judged, await steps.read(first))) return { tokens: first.tokens, report: { written: 1, chosen: 0, passed: true } };
+  // An edit's input and its first image are read together (one batched decode, not two in a row).
+  const [input, firstReading] = await Promise.all([inputImage === undefined ? undefined : steps.read(inputImage), steps.read(first)]);
+  const judged: JudgeRequest = input === undefined ? asked : { ...asked, input };
+  if (judge(judged, firstReading)) return { tokens: first.tokens, report: { written: 1, chosen: 0, passed: true } };
   // The candidates decode together (the runtime batches concurrent jobs), then are read together.
   const candidates = await Promise.all(Array.from({ length: check.candidates }, (_, i) => steps.write(i + 1, check.temperature)));
   const readings = await Promise.all(candidates.map((tokens) => steps.read({ tokens, scale: first.scale })));
