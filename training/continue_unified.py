@@ -45,27 +45,33 @@ STAGE = "unified-continue"
 DEFAULT_QUESTION_WEIGHTS = "where=3,color=2.5,describe=1.5,exists=1.5,shape=0.5,count=0.5,background=0.5"
 
 
-def parse_weights(text: str):
-    """"kind=weight,…" → dict (None for ""), every kind one `shapes.language.ask` knows."""
+def parse_weights(text: str, kinds, flag: str):
+    """"kind=weight,…" → dict (None for ""), every kind one of `kinds`."""
     if not text:
         return None
     weights = {}
     for part in text.split(","):
         kind, _, value = part.partition("=")
-        if kind not in T.L.QUESTION_TEMPLATES or not value:
-            raise SystemExit(f"--question-weights: '{part}' is not kind=weight (kinds: {', '.join(T.L.QUESTION_TEMPLATES)})")
-        weights[kind] = float(value)
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if kind not in kinds or weight < 0:
+            raise SystemExit(f"{flag}: '{part}' is not kind=weight ≥ 0 (kinds: {', '.join(kinds)})")
+        weights[kind] = weight
+    if sum(weights.values()) <= 0:
+        raise SystemExit(f"{flag}: every weight is 0")
     return weights
 
 
-def record_cache(run: Run, records: int, seed0: int, encoder, device: str) -> dict:
+def record_cache(run: Run, records: int, seed0: int, mix: dict, encoder, device: str) -> dict:
     """The continuation's records (seeds seed0, seed0 + 1, …) and their TA-Tok ids at every scale (built once,
     then read from OUT)."""
     path = run.path("continue-data.pt")
     if os.path.exists(path):
         return torch_load(path)
     t0 = time.time()
-    recs = T.unified_records(records, seed0)
+    recs = T.unified_records(records, seed0, mix)
     with torch.no_grad():
         data = {"records": recs, "ids": T.encode_records(recs, encoder, device)}
     torch.save(data, path)
@@ -74,7 +80,7 @@ def record_cache(run: Run, records: int, seed0: int, encoder, device: str) -> di
 
 
 def train(run: Run, a, tok, llm, encoder, manifest) -> dict:
-    data = record_cache(run, a.records, a.records_seed, encoder, a.device)
+    data = record_cache(run, a.records, a.records_seed, a.mix, encoder, a.device)
     P = T.prompt_helper(manifest, tok)
     pad = manifest["tokens"]["pad"]
     batches = T.UnifiedBatches(P, tok, data["records"], data["ids"], tok.token_id("<|im_end|>"), pad)
@@ -137,17 +143,22 @@ def main() -> None:
     ap.add_argument("--question-weights", default=DEFAULT_QUESTION_WEIGHTS,
                     help="kind=weight,… of the understanding rows' questions ('' for the recipe's: each record's "
                          "own question, uniform follow-ups); train_shapes.QUESTION_WEIGHTS")
+    ap.add_argument("--mix", default="",
+                    help="task=weight,… of the records (understand, generate, edit, multiturn; '' for the recipe's "
+                         "train_shapes.U_MIX): a bundle that already meets its understanding targets can spend more "
+                         "of its steps on writing images")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     a = ap.parse_args()
-    T.QUESTION_WEIGHTS = parse_weights(a.question_weights)
+    T.QUESTION_WEIGHTS = parse_weights(a.question_weights, T.L.QUESTION_TEMPLATES, "--question-weights")
+    a.mix = parse_weights(a.mix, T.U_MIX, "--mix") or T.U_MIX
     torch.set_num_threads(a.threads)
     torch.manual_seed(T.SEED)
     a.bf16 = a.precision == "bf16" or (a.precision == "auto" and bf16_available(a.device))
     a.step_scale, a.time_scale, a.partner_done = 1.0, 1.0, None
     log(f"[{STAGE}] from {a.source}: {a.minutes:g} min or {a.steps} steps at peak lr {a.lr:g}, "
-        f"{'bf16 mixed' if a.bf16 else 'fp32'}, {a.threads} threads, question kinds {T.QUESTION_WEIGHTS or 'as recorded'}")
+        f"{'bf16 mixed' if a.bf16 else 'fp32'}, {a.threads} threads, question kinds {T.QUESTION_WEIGHTS or 'as recorded'}, task mix {a.mix}")
     run = Run(a.out)
     tok, llm, encoder, decoder, ardtok, vq, manifest = load_bundle(a.source)
     llm.to(a.device)
@@ -161,7 +172,8 @@ def main() -> None:
         info = train(run, a, tok, llm, encoder, manifest)
         atomic_save({"llm": llm.state_dict()}, trained)
         run.mark_done(STAGE, time.time() - t0, {**info, "from": a.source, "lr": a.lr, "records": a.records,
-                                                "records_seed": a.records_seed, "question_weights": a.question_weights})
+                                                "records_seed": a.records_seed, "question_weights": a.question_weights,
+                                                "mix": a.mix})
     llm.to("cpu")
     encoder.to("cpu")
     export(a, a.source, tok, llm, encoder, decoder, ardtok, vq, manifest)

@@ -771,11 +771,12 @@ U_MIX = {"understand": 0.36, "generate": 0.32, "edit": 0.2, "multiturn": 0.12}
 U_LR = 1.5e-3
 
 
-def unified_records(n, seed0):
+def unified_records(n, seed0, mix=None):
+    """Records of seeds seed0 … seed0 + n − 1 under a task mix (default U_MIX)."""
     recs = []
     for i in range(n):
         s = seed0 + i
-        r = D.example(s, mix=U_MIX)
+        r = D.example(s, mix=mix or U_MIX)
         if r["type"] == "understand" and random.Random(s * 7 + 1).random() < 0.25:
             # more "Describe the image." (the hardest answer), same seed stream
             r = {"type": "understand", "seed": s,
