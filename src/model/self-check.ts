@@ -7,6 +7,7 @@
  * first image. Only the chosen image is rendered, so a check costs LLM work only. The candidates' decoding counts in
  * the request's stage timings (prefill, decode); the readings, which are understanding requests of their own, do not.
  */
+import { BundleError } from './errors.ts';
 import type { ImageTokens } from './prompt.ts';
 import type { SelfCheck } from './manifest.ts';
 
@@ -24,6 +25,28 @@ export type ImageJudge = (request: JudgeRequest, reading: string) => boolean;
 /** What a module named by TarModelOptions.judgeModule exports. */
 export interface JudgeModule {
   judges: Record<string, ImageJudge>;
+}
+
+/**
+ * The judges a judge module exports. A module that cannot be imported, or whose `judges` is not an object of
+ * functions, is refused with BundleError: the model could not serve its manifest's `selfCheck` as configured, and
+ * loading fails at once rather than with a TypeError at the first checked request.
+ */
+export async function loadJudges(url: string): Promise<Record<string, ImageJudge>> {
+  let module: Partial<JudgeModule>;
+  try {
+    module = (await import(url)) as Partial<JudgeModule>;
+  } catch (error) {
+    throw new BundleError(`judge module ${url} cannot be imported: ${(error as Error).message}`, { cause: error });
+  }
+  const judges: unknown = module.judges;
+  if (typeof judges !== 'object' || judges === null) {
+    throw new BundleError(`judge module ${url} exports no "judges" object (name → judge function)`);
+  }
+  for (const [name, judge] of Object.entries(judges)) {
+    if (typeof judge !== 'function') throw new BundleError(`judge module ${url}: judges.${name} is not a function`);
+  }
+  return judges as Record<string, ImageJudge>;
 }
 
 /** How a self-checked request went; absent when the request was not checked. */

@@ -10,7 +10,7 @@ import { editingOf, findScale, type Manifest, type ScaleInfo, type SelfCheck, un
 import { type ExecutionProvider, floatTensor, int64Tensor, readFloat32, readInt64 } from './onnx-backend.ts';
 import { type ImageTokens, PromptBuilder, type PromptRequest, type Turn } from './prompt.ts';
 import { Rng, RNG_STREAM, resolveSeed } from './random.ts';
-import { type ImageJudge, type JudgeModule, selfCheck, type SelfCheckReport, type SelfCheckSteps } from './self-check.ts';
+import { type ImageJudge, loadJudges, selfCheck, type SelfCheckReport, type SelfCheckSteps } from './self-check.ts';
 import { resolveViewScales } from './views.ts';
 import {
   averagedPick,
@@ -354,7 +354,7 @@ export class TarModel {
       ...(options.onLoadProgress === undefined ? {} : { onProgress: options.onLoadProgress }),
     });
     try {
-      const judges = options.judges ?? (options.judgeModule === undefined ? {} : ((await import(options.judgeModule)) as JudgeModule).judges);
+      const judges = options.judges ?? (options.judgeModule === undefined ? {} : await loadJudges(options.judgeModule));
       return new TarModel(bundle, options, judges);
     } catch (error) {
       await bundle.dispose();

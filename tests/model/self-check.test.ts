@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { InvalidRequestError, type JudgeRequest, TarModel } from '../../src/model/index.ts';
+import { BundleError, InvalidRequestError, type JudgeRequest, TarModel } from '../../src/model/index.ts';
+import { loadJudges } from '../../src/model/self-check.ts';
 import { bundleCopy, GOLDEN_DIR } from './helpers.ts';
 
 const PROMPT = 'a red circle';
@@ -167,6 +168,43 @@ describe('self-check of written images', () => {
         error instanceof InvalidRequestError && /no self-check/.test(error.message));
     } finally {
       await without.dispose();
+      await copy.cleanup();
+    }
+  });
+});
+
+describe('judge modules', () => {
+  /** A module of the given source, imported from a data: URL (what TarModelOptions.judgeModule names). */
+  const moduleOf = (source: string) => `data:text/javascript,${encodeURIComponent(source)}`;
+
+  it("loads a module's judges", async () => {
+    const judges = await loadJudges(moduleOf('export const judges = { always: () => true };'));
+    assert.deepEqual(Object.keys(judges), ['always']);
+    assert.equal(judges.always?.({ task: 'generate', prompt: 'a red circle' }, 'a red circle.'), true);
+  });
+
+  it('refuses with BundleError a module that cannot be imported, exports no judges or a judge that is not a function', async () => {
+    const cases: [string, RegExp][] = [
+      [new URL('./no-such-judge-module.ts', import.meta.url).href, /cannot be imported/],
+      [moduleOf('export const judge = () => true;'), /exports no "judges" object/],
+      [moduleOf('export const judges = 3;'), /exports no "judges" object/],
+      [moduleOf('export const judges = { shapes: "yes" };'), /judges\.shapes is not a function/],
+    ];
+    for (const [url, message] of cases) {
+      await assert.rejects(loadJudges(url), (error: unknown) => error instanceof BundleError && message.test(error.message), url);
+    }
+  });
+
+  it('fails the load, not the first checked request, when the judge module is broken', async () => {
+    const copy = await bundleCopy((m) => {
+      m.selfCheck = CHECK;
+    });
+    try {
+      await assert.rejects(
+        TarModel.load({ bundleDir: copy.dir, intraOpThreads: 1, judgeModule: moduleOf('export default {};') }),
+        (error: unknown) => error instanceof BundleError && /exports no "judges" object/.test(error.message),
+      );
+    } finally {
       await copy.cleanup();
     }
   });
