@@ -15,33 +15,22 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { parseOptionalInteger, parseOptionalNumber } from '../src/cli/model-options.ts';
-import { buildItems, SHIPPED_BUNDLE_DIR, loadEvalSet } from '../src/eval/index.ts';
+import { parseOptionalInteger } from '../src/cli/model-options.ts';
+import { buildItems, loadEvalSet } from '../src/eval/index.ts';
 import { TarModel } from '../src/model/index.ts';
 import { decodeImage, gradeRoundTrip } from '../src/shapes/index.ts';
-import { parseOrExit, tuningSet } from './tuning.ts';
+import { CANDIDATE_OPTIONS, parseCandidateOptions, parseOrExit } from './tuning.ts';
 
 const USAGE = `usage: npm run bench:detok-reencode -- --eval DIR [--model DIR] [--limit N] [--candidates N] [--temperature T]
                                         [--scale S] [--json PATH]`;
 
 function parse() {
-  const { values } = parseArgs({
-    options: {
-      eval: { type: 'string' },
-      model: { type: 'string' },
-      limit: { type: 'string' },
-      candidates: { type: 'string' },
-      temperature: { type: 'string' },
-      scale: { type: 'string' },
-      json: { type: 'string' },
-    },
-  });
+  const { values } = parseArgs({ options: { ...CANDIDATE_OPTIONS, scale: { type: 'string' }, json: { type: 'string' } } });
+  // Eight renderings of a guided de-tokenizer are 16 rows: one batch of the runtime's default size.
+  const common = parseCandidateOptions(values, { candidates: 4, maxCandidates: 8, temperature: 0.7 });
   return {
-    evalDir: tuningSet(values.eval),
-    model: values.model ?? SHIPPED_BUNDLE_DIR,
-    limit: parseOptionalInteger('--limit', values.limit, 1, 1_000_000) ?? 300,
-    candidates: parseOptionalInteger('--candidates', values.candidates, 1, 8) ?? 4,
-    temperature: parseOptionalNumber('--temperature', values.temperature, 0, 10) ?? 0.7,
+    ...common,
+    limit: common.limit ?? 300,
     scale: parseOptionalInteger('--scale', values.scale, 1, 64),
     json: values.json,
   };

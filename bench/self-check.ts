@@ -14,35 +14,21 @@
 //   npm run bench:self-check -- --eval /tmp/tune --limit 800
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { parseOptionalInteger, parseOptionalNumber } from '../src/cli/model-options.ts';
-import { buildItems, type EvalItem, loadEvalSet, SHIPPED_BUNDLE_DIR } from '../src/eval/index.ts';
+import { buildItems, type EvalItem, loadEvalSet } from '../src/eval/index.ts';
 import { type ImageResult, TarModel } from '../src/model/index.ts';
 import { detectImage } from '../src/shapes/image.ts';
 import { gradeEdit, gradeGeneration } from '../src/shapes/grade.ts';
 import { judgeShapes } from '../src/shapes/judge.ts';
-import { parseOrExit, parseTasks, tuningSet } from './tuning.ts';
+import { CANDIDATE_OPTIONS, parseCandidateOptions, parseOrExit, parseTasks } from './tuning.ts';
 
 const USAGE = `usage: npm run bench:self-check -- --eval DIR [--model DIR] [--limit N] [--candidates 8] [--temperature 0.7]
                                      [--tasks generate,edit]`;
 const DESCRIBE = 'Describe the image.';
 
 function parse() {
-  const { values } = parseArgs({
-    options: {
-      eval: { type: 'string' },
-      model: { type: 'string' },
-      limit: { type: 'string' },
-      candidates: { type: 'string', default: '8' },
-      temperature: { type: 'string', default: '0.7' },
-      tasks: { type: 'string', default: 'generate,edit' },
-    },
-  });
+  const { values } = parseArgs({ options: { ...CANDIDATE_OPTIONS, tasks: { type: 'string', default: 'generate,edit' } } });
   return {
-    evalDir: tuningSet(values.eval),
-    model: values.model ?? SHIPPED_BUNDLE_DIR,
-    limit: parseOptionalInteger('--limit', values.limit, 1, 1_000_000),
-    candidates: parseOptionalInteger('--candidates', values.candidates, 1, 64) as number,
-    temperature: parseOptionalNumber('--temperature', values.temperature, 0, 10) as number,
+    ...parseCandidateOptions(values, { candidates: 8, maxCandidates: 64, temperature: 0.7 }),
     tasks: parseTasks(values.tasks, ['generate', 'edit']),
   };
 }

@@ -3,9 +3,9 @@
 // out) and prints the chosen metrics, one row per setting.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseOptionalNumber } from '../src/cli/model-options.ts';
+import { parseOptionalInteger, parseOptionalNumber } from '../src/cli/model-options.ts';
 import { MAX_GUIDANCE } from '../src/cli/requests.ts';
-import { DEFAULT_EVAL_DIR, type EvalItem, type EvalOptions, type EvalReport, runEvaluation } from '../src/eval/index.ts';
+import { DEFAULT_EVAL_DIR, type EvalItem, type EvalOptions, type EvalReport, runEvaluation, SHIPPED_BUNDLE_DIR } from '../src/eval/index.ts';
 
 /** The tuning set's folder; refuses none and the held-out set. */
 export function tuningSet(evalDir: string | undefined): string {
@@ -14,6 +14,30 @@ export function tuningSet(evalDir: string | undefined): string {
     throw new Error('eval/shapes is the held-out set of the published figures: tune on another set (see the header)');
   }
   return evalDir;
+}
+
+/** Flags of the benchmarks that write several candidates per request (bench:self-check, bench:detok-reencode). */
+export const CANDIDATE_OPTIONS = {
+  eval: { type: 'string' },
+  model: { type: 'string' },
+  limit: { type: 'string' },
+  candidates: { type: 'string' },
+  temperature: { type: 'string' },
+} as const;
+
+/** Those flags' values: a tuning set, a bundle (the shipped one by default), a record limit, the candidates (at most
+ * `defaults.maxCandidates`) and their sampling temperature, with the benchmark's defaults. */
+export function parseCandidateOptions(
+  values: { eval?: string; model?: string; limit?: string; candidates?: string; temperature?: string },
+  defaults: { candidates: number; maxCandidates: number; temperature: number },
+) {
+  return {
+    evalDir: tuningSet(values.eval),
+    model: values.model ?? SHIPPED_BUNDLE_DIR,
+    limit: parseOptionalInteger('--limit', values.limit, 1, 1_000_000),
+    candidates: parseOptionalInteger('--candidates', values.candidates, 1, defaults.maxCandidates) ?? defaults.candidates,
+    temperature: parseOptionalNumber('--temperature', values.temperature, 0, 10) ?? defaults.temperature,
+  };
 }
 
 /** The command line of a tuning benchmark, or its usage and exit code 2 when it is wrong. */
