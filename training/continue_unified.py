@@ -66,14 +66,19 @@ def parse_weights(text: str, kinds, flag: str):
 
 def record_cache(run: Run, records: int, seed0: int, mix: dict, encoder, device: str) -> dict:
     """The continuation's records (seeds seed0, seed0 + 1, …) and their TA-Tok ids at every scale (built once,
-    then read from OUT)."""
+    then read from OUT, which must have been built with the same records, seed and mix)."""
     path = run.path("continue-data.pt")
+    drawn = {"records": records, "seed0": seed0, "mix": mix}
     if os.path.exists(path):
-        return torch_load(path)
+        data = torch_load(path)
+        if data.get("drawn") != drawn:
+            raise SystemExit(f"{path} holds records drawn as {data.get('drawn')}, not {drawn}: "
+                             "resume with the same --records, --records-seed and --mix, or use another --out")
+        return data
     t0 = time.time()
     recs = T.unified_records(records, seed0, mix)
     with torch.no_grad():
-        data = {"records": recs, "ids": T.encode_records(recs, encoder, device)}
+        data = {"records": recs, "ids": T.encode_records(recs, encoder, device), "drawn": drawn}
     torch.save(data, path)
     log(f"[{STAGE}] {len(recs)} records from seed {seed0} encoded in {time.time() - t0:.0f}s")
     return data
