@@ -54,13 +54,22 @@ def main() -> None:
         rgb = np.asarray(Image.open(os.path.join(a.eval, record["images"][0])).convert("RGB"))
         return ImageRef(a.scale, pipe.encode_image(pipe.normalise(rgb), a.scale)[0].tolist())
 
+    readings = {}
+
+    def read(record):
+        """The record's image, the direct answer to its question and the model's description (once per record:
+        both probes ask about the where-questions)."""
+        if record["seed"] not in readings:
+            img = image(record)
+            readings[record["seed"]] = (img, answer([Turn("user", record["question"], img, "understand")]),
+                                        answer([Turn("user", DESCRIBE, img, "understand")]))
+        return readings[record["seed"]]
+
     understand = [r for r in records if r["type"] == "understand" and r["kind"] != "describe"]
     by_kind = collections.defaultdict(lambda: [0, 0, 0])
     with torch.no_grad():
         for r in understand[:a.questions]:
-            img = image(r)
-            direct = answer([Turn("user", r["question"], img, "understand")])
-            description = answer([Turn("user", DESCRIBE, img, "understand")])
+            img, direct, description = read(r)
             after = answer([Turn("user", DESCRIBE, img, "understand"), Turn("assistant", description),
                             Turn("user", r["question"], None, "generate")])
             row = by_kind[r["kind"]]
@@ -78,9 +87,7 @@ def main() -> None:
     direct_right = described_right = 0
     with torch.no_grad():
         for r in where:
-            img = image(r)
-            direct = answer([Turn("user", r["question"], img, "understand")])
-            description = answer([Turn("user", DESCRIBE, img, "understand")])
+            _, direct, description = read(r)
             asked = ASKED_OBJECT.search(r["question"])
             cell = re.sub(r"^(at|on|in) the ", "", r["answer"]).rstrip(".")
             cells = [c for obj, c in OBJECT_CELL.findall(description) if asked and obj == asked.group(0)]
