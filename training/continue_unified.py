@@ -18,7 +18,9 @@ check stage does. Measure the result with `npm run eval:model -- --model BUNDLE`
 """
 import argparse
 import json
+import multiprocessing as mp
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -34,7 +36,8 @@ import train_shapes as T  # noqa: E402
 from dialect_tar.bundle_torch import load_bundle  # noqa: E402
 from dialect_tar.compat import torch_load  # noqa: E402
 from dialect_tar.reference import TarPipeline  # noqa: E402
-from train.common import Run, atomic_save, bf16_available, log, masked_lm_loss  # noqa: E402
+from train.common import (Run, atomic_save, bf16_available, load_state_npz, log, masked_lm_loss,  # noqa: E402
+                          save_state_npz)
 
 # Seeds of the continuation's records: the recipe draws its unified records from UNIFIED_SEED0 (2·10^8, at most
 # ~1.2·10^6 of them with fresh records on a GPU), its image pool below 10^8 and its monitoring sets from 9·10^8.
@@ -64,7 +67,51 @@ def parse_weights(text: str, kinds, flag: str):
     return weights
 
 
-def record_cache(run: Run, records: int, seed0: int, mix: dict, encoder, device: str) -> dict:
+def draw_records(n: int, seed0: int, mix: dict, workers: int) -> list:
+    """train_shapes.unified_records(n, seed0, mix), in `workers` processes: each record is a function of its seed
+    alone, so the chunks join into the same list."""
+    if workers <= 1:
+        return T.unified_records(n, seed0, mix)
+    step = -(-n // workers)
+    with mp.get_context("fork").Pool(workers) as pool:
+        parts = pool.starmap(T.unified_records, [(min(step, n - i), seed0 + i, mix) for i in range(0, n, step)])
+    return [r for part in parts for r in part]
+
+
+class GroupLoader:
+    """The batch of each step, for a GPU: UnifiedBatches builds its batches in pure Python (~6 ms a batch of 48
+    on one core, longer than a GPU step of this model), so worker processes build whole groups ahead, in order.
+    Called with consecutive steps; any other step restarts the workers at that step's group."""
+
+    class _Groups(torch.utils.data.Dataset):
+        def __init__(self, batches):
+            self.batches = batches
+
+        def __getitem__(self, gi):
+            # Pickled here, so the group travels through the worker's pipe: tensors would travel through
+            # /dev/shm, which a container may keep too small for dozens of groups in flight.
+            G = self.batches.G
+            return pickle.dumps((gi, [[t.numpy() for t in self.batches.tensors(gi * G + j)] for j in range(G)]))
+
+    def __init__(self, batches, workers: int, device: str):
+        self.batches, self.workers, self.device = batches, workers, device
+        self.groups, self.group, self.next_step = None, (None, []), None
+
+    def __call__(self, step: int):
+        G = self.batches.G
+        if step != self.next_step:
+            first = step // G
+            loader = torch.utils.data.DataLoader(self._Groups(self.batches), batch_size=None,
+                                                 sampler=range(first, first + 10**7), num_workers=self.workers,
+                                                 prefetch_factor=4)
+            self.groups, self.group = iter(loader), (None, [])
+        while self.group[0] != step // G:
+            self.group = pickle.loads(next(self.groups))
+        self.next_step = step + 1
+        return [torch.from_numpy(t).to(self.device) for t in self.group[1][step % G]]
+
+
+def record_cache(run: Run, records: int, seed0: int, mix: dict, encoder, device: str, workers: int = 1) -> dict:
     """The continuation's records (seeds seed0, seed0 + 1, …) and their TA-Tok ids at every scale (built once,
     then read from OUT, which must have been built with the same records, seed and mix)."""
     path = run.path("continue-data.pt")
@@ -76,16 +123,16 @@ def record_cache(run: Run, records: int, seed0: int, mix: dict, encoder, device:
                              "resume with the same --records, --records-seed and --mix, or use another --out")
         return data
     t0 = time.time()
-    recs = T.unified_records(records, seed0, mix)
+    recs = draw_records(records, seed0, mix, workers)
     with torch.no_grad():
-        data = {"records": recs, "ids": T.encode_records(recs, encoder, device), "drawn": drawn}
+        data = {"records": recs, "ids": T.encode_records(recs, encoder, device, workers), "drawn": drawn}
     torch.save(data, path)
     log(f"[{STAGE}] {len(recs)} records from seed {seed0} encoded in {time.time() - t0:.0f}s")
     return data
 
 
 def train(run: Run, a, tok, llm, encoder, manifest) -> dict:
-    data = record_cache(run, a.records, a.records_seed, a.mix, encoder, a.device)
+    data = record_cache(run, a.records, a.records_seed, a.mix, encoder, a.device, a.workers)
     P = T.prompt_helper(manifest, tok)
     pad = manifest["tokens"]["pad"]
     batches = T.UnifiedBatches(P, tok, data["records"], data["ids"], tok.token_id("<|im_end|>"), pad)
@@ -93,6 +140,7 @@ def train(run: Run, a, tok, llm, encoder, manifest) -> dict:
 
     def batch_fn(step):
         return [t.to(a.device) for t in batches.tensors(step)]
+    step_batch = GroupLoader(batches, a.workers, a.device) if a.workers > 1 else batch_fn
 
     def loss_fn(batch, step):
         x, y, pos = batch
@@ -101,7 +149,7 @@ def train(run: Run, a, tok, llm, encoder, manifest) -> dict:
     with torch.no_grad():       # where the bundle starts on records it has never seen (the log's first line)
         start_loss = float(loss_fn(batch_fn(0), 0)[0])
     log(f"[{STAGE}] the bundle's loss on the first batch: {start_loss:.4f}")
-    info = T.train_loop(run, a, STAGE, {"llm": llm}, list(llm.parameters()), batch_fn, loss_fn, a.lr,
+    info = T.train_loop(run, a, STAGE, {"llm": llm}, list(llm.parameters()), step_batch, loss_fn, a.lr,
                         every=10, warmup=a.warmup, plan=(a.steps, a.minutes))
     llm.eval()
     return {**info, "start_loss": round(start_loss, 4)}
@@ -134,8 +182,8 @@ def main() -> None:
     ap.add_argument("--from", dest="source", default=os.path.join(ROOT, "models", "tar-shapes"),
                     help="the bundle to continue")
     ap.add_argument("--out", required=True, help="run directory: record cache, checkpoints, times")
-    ap.add_argument("--bundle", required=True, help="where the new bundle goes (replaced if it exists)")
-    ap.add_argument("--version", required=True, help="the new bundle's manifest version")
+    ap.add_argument("--bundle", help="where the new bundle goes (replaced if it exists)")
+    ap.add_argument("--version", help="the new bundle's manifest version")
     ap.add_argument("--minutes", type=float, default=60.0, help="training budget (wall clock)")
     ap.add_argument("--steps", type=int, default=12000, help="step cap")
     ap.add_argument("--lr", type=float, default=5e-4,
@@ -154,8 +202,16 @@ def main() -> None:
                          "of its steps on writing images")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes that draw, render and batch the records (a GPU run: most of the host's cores)")
+    ap.add_argument("--weights-out", help="write the trained LLM's weights here (.npz) instead of exporting a "
+                                          "bundle: a GPU machine without Node, whose torch exports other graphs")
+    ap.add_argument("--from-weights", help="skip training: export the bundle with the LLM weights of this .npz "
+                                           "(a --weights-out of a run elsewhere)")
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     a = ap.parse_args()
+    if not a.weights_out and not (a.bundle and a.version):
+        ap.error("--bundle and --version are required unless --weights-out is given")
     T.QUESTION_WEIGHTS = parse_weights(a.question_weights, T.L.QUESTION_TEMPLATES, "--question-weights")
     a.mix = parse_weights(a.mix, T.U_MIX, "--mix") or T.U_MIX
     torch.set_num_threads(a.threads)
@@ -170,7 +226,10 @@ def main() -> None:
     encoder.to(a.device)
     t0 = time.time()
     trained = os.path.join(a.out, "llm.pt")
-    if os.path.exists(trained):
+    if a.from_weights:
+        llm.load_state_dict(load_state_npz(a.from_weights))
+        log(f"[{STAGE}] weights from {a.from_weights}")
+    elif os.path.exists(trained):
         llm.load_state_dict(torch_load(trained)["llm"])
         log(f"[{STAGE}] already trained: {trained}")
     else:
@@ -181,6 +240,10 @@ def main() -> None:
                                                 "mix": a.mix})
     llm.to("cpu")
     encoder.to("cpu")
+    if a.weights_out:
+        save_state_npz(a.weights_out, llm.state_dict())
+        log(f"[{STAGE}] weights written to {a.weights_out}")
+        return
     export(a, a.source, tok, llm, encoder, decoder, ardtok, vq, manifest)
 
 

@@ -87,6 +87,9 @@ AR_INPUT_NOISE = 0.5
 # scale-2 tokens but had a broken de-tokenizer downstream; at equal steps, with the cycle above, it reads 0.567 of
 # held-out scenes from them against stride's 0.388 (experiments/ta_tok_scale2.py).
 POOL_MODE = "adaptive"
+# Batch sizes of the VQ-VAE (both phases) and the AR-DTok. The CPU recipe's; a GPU, where a step of these small
+# models costs the same at 4× the batch, runs them larger (retrain_detok.py).
+VQ_BATCH, AR_BATCH = 32, 64
 
 # Stage dependencies, and the two lanes the CPU run trains in parallel (one process and one core each: two
 # single-threaded processes get more from 2 cores than one process with 2 threads, whose OpenMP threads spin).
@@ -145,7 +148,16 @@ def prompt_helper(manifest, tok):
 
 
 # ============================================================================================== stage: data
-def render_pool(seeds):
+def render_pool(seeds, workers=1):
+    """Scenes of these seeds rendered: (uint8 images [N, 64, 64, 3], labels [N, 10]); on `workers` processes when
+    there are many (a GPU run's pool of 10^5 images renders in seconds on 16 cores instead of a minute on one)."""
+    seeds = list(seeds)
+    if workers > 1 and len(seeds) >= 4 * workers:
+        import multiprocessing as mp
+        step = -(-len(seeds) // workers)
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(render_pool, [seeds[i:i + step] for i in range(0, len(seeds), step)])
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     imgs = np.empty((len(seeds), 64, 64, 3), dtype=np.uint8)
     labs = np.empty((len(seeds), 10), dtype=np.int64)
     for i, s in enumerate(seeds):
@@ -533,7 +545,7 @@ def stage_vq_vae(run, a):
     imgs, labs = pool["images"], pool["labels"]
     from train.common import _BGP
     bgs = torch.from_numpy(_BGP / 255.0).float()
-    n, B = len(imgs), 32
+    n, B = len(imgs), VQ_BATCH
     usage = {"count": torch.zeros(VQ_K)}
 
     def batch_fn(step):
@@ -616,7 +628,7 @@ def refine_vq_decoder(run, a, minutes, steps=PLAN["vq-refine"][0]):
     imgs, labs = pool["images"], pool["labels"]
     from train.common import _BGP
     bgs = torch.from_numpy(_BGP / 255.0).float()
-    n, B = len(imgs), 32
+    n, B = len(imgs), VQ_BATCH
     opt = torch.optim.AdamW(vq.decoder.parameters(), lr=5e-4, weight_decay=0.0)
     t0 = time.time()
     step = 0
@@ -665,10 +677,12 @@ def load_vq(run, cfgs, device):
 
 
 # ============================================================================================== stage: ar-dtok
-def stage_ar_dtok(run, a):
+def stage_ar_dtok(run, a, tatok=None):
+    """tatok: (TA-Tok encoder, decoder) to condition on, the run's own TA-Tok unless given (retrain_detok.py passes
+    a shipped bundle's)."""
     tok, text_vocab = load_tok(run)
     cfgs = make_configs(text_vocab)
-    enc, dec, aux = load_tatok(run, cfgs, a.device)
+    enc, dec = tatok or load_tatok(run, cfgs, a.device)[:2]
     vq = load_vq(run, cfgs, a.device)
     cache = run.path("ar-data.npz")
     pool = np.load(run.path("pool.npz"))
@@ -681,7 +695,7 @@ def stage_ar_dtok(run, a):
     c = np.load(cache)
     ids = {s: torch.from_numpy(c[f"ids{s}"].astype(np.int64)) for s in (1, 2, 3)}
     codes = torch.from_numpy(c["codes"].astype(np.int64))
-    n, B = len(codes), 64
+    n, B = len(codes), AR_BATCH
     torch.manual_seed(SEED + 3)
     ar = ARDTok(cfgs[2]).to(a.device)
     for nme, p in ar.named_parameters():
@@ -790,7 +804,20 @@ def record_scene_list(rec):
     return D.record_scenes(rec)
 
 
-def encode_records(recs, enc, device):
+def render_scenes(scenes, workers=1):
+    """Scene JSONs → uint8 images [N, 64, 64, 3], on `workers` processes when there are many."""
+    if workers > 1 and len(scenes) >= 4 * workers:
+        import multiprocessing as mp
+        step = -(-len(scenes) // workers)
+        with mp.get_context("fork").Pool(workers) as pool:
+            return np.concatenate(pool.map(render_scenes, [scenes[i:i + step] for i in range(0, len(scenes), step)]))
+    imgs = np.empty((len(scenes), 64, 64, 3), dtype=np.uint8)
+    for i, sc in enumerate(scenes):
+        imgs[i] = render(Scene.from_json(sc))
+    return imgs
+
+
+def encode_records(recs, enc, device, workers=1):
     """Renders every scene of the records and encodes it at every scale: sets each record's `_scene_idx` (its scenes'
     rows) and returns the ids, dict scale → int16 tensor [scenes, tokens]."""
     scenes = []
@@ -799,9 +826,7 @@ def encode_records(recs, enc, device):
         for sc in record_scene_list(r):
             r["_scene_idx"].append(len(scenes))
             scenes.append(sc)
-    imgs = np.empty((len(scenes), 64, 64, 3), dtype=np.uint8)
-    for i, sc in enumerate(scenes):
-        imgs[i] = render(Scene.from_json(sc))
+    imgs = render_scenes(scenes, workers)
     return {s: torch.from_numpy(v) for s, v in encode_all(enc, imgs, device).items()}
 
 

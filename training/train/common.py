@@ -111,6 +111,19 @@ def atomic_save(obj, path):
     os.replace(tmp, path)
 
 
+def save_state_npz(path, state):
+    """A state dict as plain NumPy arrays: what a GPU machine's newer PyTorch writes, this one's reads as it is."""
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **{k: v.detach().float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
+                     for k, v in state.items()})
+    os.replace(tmp, path)
+
+
+def load_state_npz(path):
+    with np.load(path) as arrays:
+        return {k: torch.from_numpy(arrays[k].copy()) for k in arrays.files}
+
+
 class Progress:
     """Progress in [0, 1] = max(step / steps, elapsed / budget); cosine LR on it; a progress line now and then."""
 
