@@ -158,8 +158,8 @@ def train(run: Run, a, tok, llm, encoder, manifest) -> dict:
 def export(a, source: str, tok, llm, encoder, decoder, ardtok, vq, manifest) -> None:
     """The source bundle with the trained LLM, a new version and description, checked in onnxruntime-node."""
     manifest = {**manifest, "version": a.version,
-                "description": f"{manifest['description']}; unified LLM trained {a.minutes:g} min further "
-                               f"(training/continue_unified.py)"}
+                "description": f"{manifest['description']}; unified LLM trained {a.minutes:g} min further"
+                               f"{' on ' + a.trained_on if a.trained_on else ''} (training/continue_unified.py)"}
     tmp = a.bundle.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
@@ -206,6 +206,8 @@ def main() -> None:
                     help="processes that draw, render and batch the records (a GPU run: most of the host's cores)")
     ap.add_argument("--weights-out", help="write the trained LLM's weights here (.npz) instead of exporting a "
                                           "bundle: a GPU machine without Node, whose torch exports other graphs")
+    ap.add_argument("--trained-on", default="", help="the machine that trained them, for the bundle's description "
+                                                     "(with --from-weights: 'an NVIDIA H200', say)")
     ap.add_argument("--from-weights", help="skip training: export the bundle with the LLM weights of this .npz "
                                            "(a --weights-out of a run elsewhere)")
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])

@@ -125,7 +125,7 @@ def export(a) -> None:
     sampling = {**manifest["sampling"], "detok": {**manifest["sampling"]["detok"], "cfgScale": a.guidance}}
     manifest = {**manifest, "version": a.version, "sampling": sampling,
                 "description": f"{manifest['description']}; de-tokenizer (VQ-VAE and AR-DTok) trained anew "
-                               f"on a GPU (training/retrain_detok.py)"}
+                               f"on {a.trained_on} (training/retrain_detok.py)"}
     tmp = a.bundle.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(a.source, tmp)
@@ -152,6 +152,8 @@ def main() -> None:
     ap.add_argument("--from-weights", help="export: the bundle with the de-tokenizer of this .npz")
     ap.add_argument("--bundle", help="export: where the new bundle goes (replaced if it exists)")
     ap.add_argument("--version", help="export: the new bundle's manifest version")
+    ap.add_argument("--trained-on", default="a GPU", help="export: the machine that trained the weights, for the "
+                                                           "bundle's description")
     ap.add_argument("--guidance", type=float, default=2.0,
                     help="export: the manifest's detok cfgScale (pick it from the run's detok-results.json)")
     ap.add_argument("--minutes", type=float, default=7.0, help="training budget of both stages (wall clock)")

@@ -37,7 +37,7 @@ def rotate_half(x):
 
 def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """position_ids [B, T] → cos, sin [B, 1, T, Dh] (HF Qwen2 layout: frequencies repeated over both halves)."""
-    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=position_ids.device) / head_dim))
     freqs = position_ids.to(torch.float32).unsqueeze(-1) * inv  # [B, T, Dh/2]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().unsqueeze(1), emb.sin().unsqueeze(1)
