@@ -6,6 +6,9 @@
     # where Node is: a bundle with the new de-tokenizer, its graphs checked in onnxruntime-node
     training/py training/retrain_detok.py --from models/tar-shapes --out /tmp/detok-export \\
         --from-weights detok.npz --bundle /tmp/tar-shapes-next --version 1.7.0
+    # or train a finished de-tokenizer's AR-DTok further (its VQ-VAE stays), on either machine
+    training/py training/retrain_detok.py --out /tmp/detok-more --continue-from detok.npz --minutes 35 \
+        --pool 60000 --ar-batch 64 --scale-cycle 2,2,3,2,2,1 --weights-out /tmp/detok-more/detok.npz
 
 The de-tokenizer bounds every figure that ends in pixels: 1.6.0 keeps every attribute of only 81 % of images
 through a round trip at scale 2, and generation and editing go through the same AR-DTok and VQ decoder. On the
@@ -38,7 +41,7 @@ from dialect_tar.bundle_torch import load_bundle  # noqa: E402
 from dialect_tar.compat import torch_load  # noqa: E402
 from dialect_tar.config import to_dict  # noqa: E402
 from dialect_tar.reference import TarPipeline  # noqa: E402
-from train.common import Run, bf16_available, load_state_npz, log, save_state_npz  # noqa: E402
+from train.common import Run, atomic_save, bf16_available, load_state_npz, log, save_state_npz  # noqa: E402
 
 # Shares of --minutes: the recipe's CPU budgets are 36 (VQ-VAE), 6 (decoder refinement) and 46 (AR-DTok) minutes.
 SHARES = {"vq-vae": 0.3, "vq-refine": 0.05, "ar-dtok": 0.65}
@@ -72,14 +75,26 @@ def train(a) -> None:
     if not os.path.exists(run.path("tokenizer.json")):
         shutil.copy(os.path.join(a.source, manifest["files"]["tokenizer"]), run.path("tokenizer.json"))
     make_pool(run, a.pool, max(500, a.roundtrip_n), a.workers)
-    for stage, share in SHARES.items():
+    shares, init = SHARES, None
+    if a.continue_from:
+        # The VQ-VAE stays (its codes are what the AR-DTok learned); all the minutes go to the AR-DTok.
+        shares = {"ar-dtok": 1.0}
+        ar_state, vq_state = split_detok(load_state_npz(a.continue_from))
+        init = ar_state
+        if not run.done("vq-vae"):
+            atomic_save({"vq": vq_state}, run.path("vq-vae.pt"))
+            run.mark_done("vq-vae", 0.0, {"from": a.continue_from})
+    for stage, share in shares.items():
         T.PLAN[stage] = (a.step_cap, a.minutes * share)
     T.VQ_BATCH, T.AR_BATCH = a.vq_batch, a.ar_batch
+    T.AR_LR = a.ar_lr or (5e-4 if a.continue_from else T.AR_LR)
+    if a.scale_cycle:
+        T.AR_SCALE_CYCLE = tuple(int(x) for x in a.scale_cycle.split(","))
     enc.to(a.device)
     dec.to(a.device)
     results = {}
     for stage, fn in (("vq-vae", lambda: T.stage_vq_vae(run, a)),
-                      ("ar-dtok", lambda: T.stage_ar_dtok(run, a, (enc, dec)))):
+                      ("ar-dtok", lambda: T.stage_ar_dtok(run, a, (enc, dec), init))):
         if run.done(stage):
             continue
         t0 = time.time()
@@ -98,6 +113,12 @@ def train(a) -> None:
     save_state_npz(a.weights_out, {**{f"ar.{k}": v for k, v in new_ar.state_dict().items()},
                                    **{f"vq.{k}": v for k, v in new_vq.state_dict().items()}})
     log(f"[detok] weights written to {a.weights_out}")
+
+
+def split_detok(weights: dict):
+    """A --weights-out .npz → (AR-DTok state, VQ-VAE state)."""
+    return ({k[3:]: v for k, v in weights.items() if k.startswith("ar.")},
+            {k[3:]: v for k, v in weights.items() if k.startswith("vq.")})
 
 
 def compare_roundtrip(run: Run, enc, dec, old, new, device, n: int) -> dict:
@@ -119,9 +140,9 @@ def export(a) -> None:
     """The source bundle with the new AR-DTok and VQ decoder, a new version, and the given detok guidance; its
     graphs checked against the PyTorch reference in onnxruntime-node."""
     tok, llm, enc, dec, ar, vq, manifest = load_bundle(a.source)
-    weights = load_state_npz(a.from_weights)
-    ar.load_state_dict({k[3:]: v for k, v in weights.items() if k.startswith("ar.")})
-    vq.load_state_dict({k[3:]: v for k, v in weights.items() if k.startswith("vq.")})
+    ar_state, vq_state = split_detok(load_state_npz(a.from_weights))
+    ar.load_state_dict(ar_state)
+    vq.load_state_dict(vq_state)
     sampling = {**manifest["sampling"], "detok": {**manifest["sampling"]["detok"], "cfgScale": a.guidance}}
     manifest = {**manifest, "version": a.version, "sampling": sampling,
                 "description": f"{manifest['description']}; de-tokenizer (VQ-VAE and AR-DTok) trained anew "
@@ -150,6 +171,12 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="run directory: pool, checkpoints, times, results")
     ap.add_argument("--weights-out", help="train, and write the AR-DTok and VQ-VAE weights here (.npz)")
     ap.add_argument("--from-weights", help="export: the bundle with the de-tokenizer of this .npz")
+    ap.add_argument("--continue-from", help="train: the AR-DTok of this .npz (a --weights-out) further, on the codes "
+                                            "of its VQ-VAE, which stays; all of --minutes go to the AR-DTok")
+    ap.add_argument("--scale-cycle", help="the AR-DTok's condition scales, one a step (default 2,3,2,1: "
+                                          "train_shapes.AR_SCALE_CYCLE); 2,2,3,2,2,1 leans on the default scale")
+    ap.add_argument("--ar-lr", type=float, help="the AR-DTok's peak learning rate (default 1.5e-3; 5e-4 with "
+                                                "--continue-from)")
     ap.add_argument("--bundle", help="export: where the new bundle goes (replaced if it exists)")
     ap.add_argument("--version", help="export: the new bundle's manifest version")
     ap.add_argument("--trained-on", default="a GPU", help="export: the machine that trained the weights, for the "
@@ -179,7 +206,8 @@ def main() -> None:
     if a.from_weights:
         export(a)
     else:
-        log(f"[detok] from {a.source}: {a.minutes:g} min ({SHARES}), pool {a.pool}, batches VQ {a.vq_batch} / "
+        plan = f"the AR-DTok of {a.continue_from} further" if a.continue_from else f"from scratch {SHARES}"
+        log(f"[detok] for {a.source}: {a.minutes:g} min, {plan}, pool {a.pool}, batches VQ {a.vq_batch} / "
             f"AR {a.ar_batch}, {'bf16 mixed' if a.bf16 else 'fp32'} on {a.device}")
         train(a)
 

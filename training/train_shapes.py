@@ -90,6 +90,8 @@ POOL_MODE = "adaptive"
 # Batch sizes of the VQ-VAE (both phases) and the AR-DTok. The CPU recipe's; a GPU, where a step of these small
 # models costs the same at 4× the batch, runs them larger (retrain_detok.py).
 VQ_BATCH, AR_BATCH = 32, 64
+AR_LR = 1.5e-3         # the AR-DTok's peak learning rate (a continuation of trained weights starts lower)
+AR_SCALE_CYCLE = (2, 3, 2, 1)   # the AR-DTok's condition scale, one a step: the default scale 2 gets half
 
 # Stage dependencies, and the two lanes the CPU run trains in parallel (one process and one core each: two
 # single-threaded processes get more from 2 cores than one process with 2 threads, whose OpenMP threads spin).
@@ -677,9 +679,9 @@ def load_vq(run, cfgs, device):
 
 
 # ============================================================================================== stage: ar-dtok
-def stage_ar_dtok(run, a, tatok=None):
+def stage_ar_dtok(run, a, tatok=None, init=None):
     """tatok: (TA-Tok encoder, decoder) to condition on, the run's own TA-Tok unless given (retrain_detok.py passes
-    a shipped bundle's)."""
+    a shipped bundle's); init: the AR-DTok's starting weights (a continuation), else a fresh initialisation."""
     tok, text_vocab = load_tok(run)
     cfgs = make_configs(text_vocab)
     enc, dec = tatok or load_tatok(run, cfgs, a.device)[:2]
@@ -698,10 +700,13 @@ def stage_ar_dtok(run, a, tatok=None):
     n, B = len(codes), AR_BATCH
     torch.manual_seed(SEED + 3)
     ar = ARDTok(cfgs[2]).to(a.device)
-    for nme, p in ar.named_parameters():
-        if p.dim() >= 2:
-            nn.init.normal_(p, std=0.02)
-    scale_cycle = [2, 3, 2, 1]
+    if init is not None:
+        ar.load_state_dict(init)
+    else:
+        for nme, p in ar.named_parameters():
+            if p.dim() >= 2:
+                nn.init.normal_(p, std=0.02)
+    scale_cycle = AR_SCALE_CYCLE
 
     def batch_fn(step):
         g = torch.Generator().manual_seed(SEED + 13 * step)
@@ -724,7 +729,7 @@ def stage_ar_dtok(run, a, tatok=None):
         acc = float((lg.argmax(-1) == cd).float().mean())
         return loss, cd.shape[0], f"acc {acc:.3f}"
 
-    info = train_loop(run, a, "ar-dtok", {"ar": ar}, list(ar.parameters()), batch_fn, loss_fn, 1.5e-3)
+    info = train_loop(run, a, "ar-dtok", {"ar": ar}, list(ar.parameters()), batch_fn, loss_fn, AR_LR)
     atomic_save({"ar": ar.state_dict()}, run.path("ar-dtok.pt"))
     ar.eval()
     # round trip on held-out images (scale 2 tokens → features → AR-DTok with CFG → VQ → pixel checker)
