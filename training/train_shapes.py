@@ -269,9 +269,10 @@ def train_loop(run, a, name, modules, params, batch_fn, loss_fn, base_lr, wd=0.0
         if step % every == 0:
             rate = t_items / max(1e-9, time.time() - t_time)
             t_items, t_time = 0, time.time()
-            prog.tick(step, float(loss), rate, f"lr {lr:.2e} {extra}")
+            prog.tick(step, loss.item(), rate, f"lr {lr:.2e} {extra}")
         else:
-            prog.ema = float(loss) if prog.ema is None else 0.95 * prog.ema + 0.05 * float(loss)
+            value = loss.item()     # .item(), not float(): PyTorch 2.x warns on float() of a tensor with a graph
+            prog.ema = value if prog.ema is None else 0.95 * prog.ema + 0.05 * value
         step += 1
         if time.time() - last_save > 60:
             take_spare_core(a, name)
@@ -580,7 +581,7 @@ def stage_vq_vae(run, a):
                     src = flat.reshape(-1, c)[torch.randint(0, flat.shape[0] * flat.shape[1], (len(dead),))]
                     usage["restart"] = (dead.to(a.device), src.detach() + 0.01 * torch.randn_like(src))
                 usage["count"].zero_()
-        mse = float(((rec - x) ** 2).mean())
+        mse = ((rec - x) ** 2).mean().item()
         return loss, B, f"mse {mse:.4f}"
 
     info = train_loop(run, a, "vq-vae", {"vq": vq}, list(vq.parameters()), batch_fn, loss_fn, 2e-3, wd=0.0)
@@ -655,7 +656,7 @@ def refine_vq_decoder(run, a, minutes, steps=PLAN["vq-refine"][0]):
         loss.backward()
         opt.step()
         if step % 50 == 0:
-            log(f"[vq-refine] step {step} loss {float(loss):.4f} elapsed {(time.time() - t0) / 60:.1f}m")
+            log(f"[vq-refine] step {step} loss {loss.item():.4f} elapsed {(time.time() - t0) / 60:.1f}m")
         step += 1
     vq.eval()
     atomic_save({"vq": vq.state_dict()}, run.path("vq-vae.pt"))
