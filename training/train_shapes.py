@@ -351,7 +351,7 @@ class TaTokAux(nn.Module):
             for c in range(g):
                 patch_cell[(r * 3 // g) * 3 + c * 3 // g, r * g + c] = 1
         for s in cfg.scales:                          # start: each cell reads the tokens that pool its patches
-            m = patch_cell @ pooling_matrix(g, s, cfg.pool_mode).t()
+            m = patch_cell @ pooling_matrix(g, s, cfg.pool_mode, max(cfg.scales)).t()
             self.readout.append(nn.Parameter(m / m.sum(1, keepdim=True).clamp(min=1e-6)))
         d = feat_dim or cfg.feat_dim
         self.cell = nn.Sequential(nn.Linear(2 * d, 256), nn.GELU(), nn.Linear(256, N_CELL_STATES))

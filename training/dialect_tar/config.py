@@ -32,7 +32,7 @@ class TaTokConfig:
     mlp: int = 128
     select_layer: int = -2          # hidden_states index (HF convention: 0 = embeddings, -1 = last layer)
     scales: List[int] = field(default_factory=lambda: [1, 2, 3])
-    pool_mode: str = "stride"       # "stride" (released Tar) | "adaptive" (covers the whole grid; see pooling_matrix)
+    pool_mode: str = "stride"       # "stride" (released Tar) | "adaptive" (covers the whole grid) | "nested" (see pooling_matrix)
     ln_eps: float = 1e-6
     # decoder (patch 1 ViT over the pooled grid)
     dec_width: int = 64

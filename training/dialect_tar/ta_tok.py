@@ -8,16 +8,44 @@ from .config import TaTokConfig
 from .layers import ViTBlock
 
 
-def pooling_matrix(grid: int, scale: int, mode: str = "stride") -> torch.Tensor:
+def _adaptive_windows(start: int, size: int, n: int):
+    """adaptive_avg_pool's n windows over `size` cells from `start` (overlapping where n does not divide size)."""
+    return [(start + i * size // n, start - (-(i + 1) * size // n)) for i in range(n)]
+
+
+def _nested_windows(grid: int, p: int, coarsest: int):
+    """p windows per axis, each inside one window of the coarsest scale's (grid // coarsest blocks): the blocks share
+    the p windows as evenly as possible, the extra ones to the middle blocks, and split them adaptively."""
+    q = grid // coarsest
+    if grid % q:
+        raise ValueError(f"nested pooling: the coarsest scale's {q} windows do not tile a {grid}-patch grid")
+    base, extra = divmod(p, q)
+    first_extra = (q - extra) // 2
+    counts = [base + (first_extra <= k < first_extra + extra) for k in range(q)]
+    size = grid // q
+    return [w for k, n in enumerate(counts) for w in _adaptive_windows(k * size, size, n)]
+
+
+def pooling_matrix(grid: int, scale: int, mode: str = "stride", coarsest: int = None) -> torch.Tensor:
     """[ (grid//scale)², grid² ] pooling matrix on a row-major grid.
     "stride": avg_pool2d(kernel=stride=scale), the released Tar's pooling; when scale does not divide grid the
     last rows and columns are dropped (1 of 27 for Tar, but 1 of 9 — a ninth of the image — for a 9×9 grid).
-    "adaptive": adaptive_avg_pool2d to (grid//scale)², overlapping windows that cover the whole grid."""
-    if mode not in ("stride", "adaptive"):
-        raise ValueError(f"pool mode {mode!r}: expected 'stride' or 'adaptive'")
+    "adaptive": adaptive_avg_pool2d to (grid//scale)², overlapping windows that cover the whole grid.
+    "nested": windows that each lie inside one window of the coarsest scale (`coarsest`, the largest scale number),
+    so that no token mixes two of its blocks: for 9×9 patches at scale 2, patches 0–2, 3–4, 4–5 and 6–8 per axis,
+    where "adaptive" has 0–2, 2–4, 4–6 and 6–8, two windows that straddle scale 3's blocks (the shapes world's
+    cells); scales that divide the grid get the same windows as "adaptive"."""
+    if mode not in ("stride", "adaptive", "nested"):
+        raise ValueError(f"pool mode {mode!r}: expected 'stride', 'adaptive' or 'nested'")
     p = grid // scale
-    windows = [(i * scale, i * scale + scale) for i in range(p)] if mode == "stride" else \
-        [(i * grid // p, -(-(i + 1) * grid // p)) for i in range(p)]
+    if mode == "stride":
+        windows = [(i * scale, i * scale + scale) for i in range(p)]
+    elif mode == "nested":
+        if coarsest is None:
+            raise ValueError("nested pooling needs the coarsest scale")
+        windows = _nested_windows(grid, p, coarsest)
+    else:
+        windows = _adaptive_windows(0, grid, p)
     m = torch.zeros(p * p, grid * grid)
     for i, (r0, r1) in enumerate(windows):
         for j, (c0, c1) in enumerate(windows):
@@ -71,7 +99,7 @@ class TaTokEncoder(nn.Module):
         self.encode_task_layer = nn.Sequential(nn.Linear(cfg.width, cfg.width), nn.Tanh())
         self.in_linear = nn.Linear(cfg.width, cfg.code_dim)
         self.codebook = codebook
-        mats = [pooling_matrix(g, s, cfg.pool_mode) for s in cfg.scales]
+        mats = [pooling_matrix(g, s, cfg.pool_mode, max(cfg.scales)) for s in cfg.scales]
         pool, valid = _stacked(mats, g * g, g * g)
         self.register_buffer("pool", pool, persistent=False)
         self.register_buffer("pool_valid", valid, persistent=False)

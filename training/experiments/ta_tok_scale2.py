@@ -34,7 +34,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--substrate", required=True, help="a train_shapes.py run with data, tokenizer and llm-text done")
     ap.add_argument("--out", required=True, help="the variant's run directory (created)")
-    ap.add_argument("--pool", required=True, choices=["stride", "adaptive"])
+    ap.add_argument("--pool", required=True, choices=["stride", "adaptive", "nested"])
     ap.add_argument("--cycle", required=True, help="scales trained in turn, e.g. 1,2,3 or 1,2,3,2")
     ap.add_argument("--step-scale", default="0.3", help="× the ta-tok step cap (6,000): 0.3 = 1,800 steps")
     a = ap.parse_args()
