@@ -17,11 +17,9 @@ outputs of the PyTorch reference and checks the exported graphs against them in 
 check stage does. Measure the result with `npm run eval:model -- --model BUNDLE`.
 """
 import argparse
-import json
 import multiprocessing as mp
 import os
 import pickle
-import shutil
 import sys
 import time
 
@@ -160,16 +158,7 @@ def export(a, source: str, tok, llm, encoder, decoder, ardtok, vq, manifest) -> 
     manifest = {**manifest, "version": a.version,
                 "description": f"{manifest['description']}; unified LLM trained {a.minutes:g} min further"
                                f"{' on ' + a.trained_on if a.trained_on else ''} (training/continue_unified.py)"}
-    tmp = a.bundle.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    eb.export_llm(llm, os.path.join(tmp, manifest["files"]["llm"]))
-    with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-        json.dump(manifest, fh, indent=2)
-        fh.write("\n")
-    if os.path.exists(a.bundle):
-        shutil.rmtree(a.bundle)
-    os.rename(tmp, a.bundle)
+    eb.derive_bundle(source, a.bundle, manifest, {"llm": lambda path: eb.export_llm(llm, path)})
     size = sum(os.path.getsize(os.path.join(a.bundle, f)) for f in os.listdir(a.bundle))
     log(f"[export] {a.bundle}: {size / 1e6:.1f} MB, version {a.version}")
 

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import onnx
 import torch
@@ -215,6 +215,22 @@ def export_bundle(out_dir: str, tok: BPETokenizer, llm: QwenLM, encoder: TaTokEn
     with open(os.path.join(out_dir, PYTORCH_CONFIG), "w") as fh:
         json.dump(model_configs(llm, encoder, ardtok, vq), fh, indent=2)
         fh.write("\n")
+
+
+def derive_bundle(source: str, out_dir: str, manifest: dict, graphs: Dict[str, Callable[[str], None]]) -> None:
+    """A copy of the bundle `source` with some graphs exported anew and another manifest, written to `out_dir`
+    (replaced) through a temporary folder: graphs maps a manifest "files" key to a function that exports that
+    graph to the path it is given (the continuation scripts: a retrained LLM, a new de-tokenizer)."""
+    tmp = out_dir.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    for key, export in graphs.items():
+        export(os.path.join(tmp, manifest["files"][key]))
+    with open(os.path.join(tmp, "manifest.json"), "w") as fh:
+        json.dump(manifest, fh, indent=2)
+        fh.write("\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.rename(tmp, out_dir)
 
 
 def model_configs(llm: QwenLM, encoder: TaTokEncoder, ardtok: ARDTok, vq: VQVAE) -> Dict[str, dict]:

@@ -148,17 +148,8 @@ def export(a) -> None:
     manifest = {**manifest, "version": a.version, "sampling": sampling,
                 "description": f"{manifest['description']}; de-tokenizer (VQ-VAE and AR-DTok) trained anew "
                                f"on {a.trained_on} (training/retrain_detok.py)"}
-    tmp = a.bundle.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(a.source, tmp)
-    eb.export_ardtok(ar, os.path.join(tmp, manifest["files"]["arDTok"]))
-    eb.export_vq_decoder(vq, os.path.join(tmp, manifest["files"]["vqDecoder"]))
-    with open(os.path.join(tmp, "manifest.json"), "w") as fh:
-        json.dump(manifest, fh, indent=2)
-        fh.write("\n")
-    if os.path.exists(a.bundle):
-        shutil.rmtree(a.bundle)
-    os.rename(tmp, a.bundle)
+    eb.derive_bundle(a.source, a.bundle, manifest, {"arDTok": lambda path: eb.export_ardtok(ar, path),
+                                                    "vqDecoder": lambda path: eb.export_vq_decoder(vq, path)})
     log(f"[export] {a.bundle}: version {a.version}, detok cfgScale {a.guidance}")
     os.makedirs(a.out, exist_ok=True)
     T.check_onnx_parity(TarPipeline(manifest, tok, llm, enc, dec, ar, vq), tok, a.bundle,
