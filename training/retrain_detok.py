@@ -45,7 +45,7 @@ from train.common import Run, atomic_save, bf16_available, load_state_npz, log, 
 
 # Shares of --minutes: the recipe's CPU budgets are 36 (VQ-VAE), 6 (decoder refinement) and 46 (AR-DTok) minutes.
 SHARES = {"vq-vae": 0.3, "vq-refine": 0.05, "ar-dtok": 0.65}
-GUIDANCE = (1.5, 2.0, 3.0)      # detok cfgScale values the held-out round trip is measured at
+GUIDANCE = (1.5, 2.0, 3.0)      # detok cfgScale values the monitoring round trip is measured at
 
 
 def check_configs(source_configs: dict, text_vocab: int) -> None:
@@ -108,7 +108,7 @@ def train(a) -> None:
     new_vq = T.load_vq(run, cfgs, a.device)
     new_ar.eval()
     results["roundtrip"] = compare_roundtrip(run, enc, dec, (old_ar, old_vq), (new_ar, new_vq), a.device,
-                                           a.roundtrip_n)
+                                           a.roundtrip_n, manifest["sampling"]["detok"]["cfgScale"])
     with open(run.path("detok-results.json"), "w") as fh:
         json.dump(results, fh, indent=2)
     save_state_npz(a.weights_out, {**{f"ar.{k}": v for k, v in new_ar.state_dict().items()},
@@ -122,18 +122,19 @@ def split_detok(weights: dict):
             {k[3:]: v for k, v in weights.items() if k.startswith("vq.")})
 
 
-def compare_roundtrip(run: Run, enc, dec, old, new, device, n: int) -> dict:
-    """Share of held-out images whose every attribute the pixel checker reads back after a scale-2 round trip, the
+def compare_roundtrip(run: Run, enc, dec, old, new, device, n: int, bundle_guidance: float) -> dict:
+    """Share of monitoring images whose every attribute the pixel checker reads back after a scale-2 round trip, the
     bundle's de-tokenizer at its guidance and the new one at each of GUIDANCE."""
     pool = np.load(run.path("pool.npz"))
     imgs, labs = pool["val_images"][:n], pool["val_labels"][:n]
     old_ar, old_vq = old[0].to(device), old[1].to(device)
-    out = {"images": len(imgs), "bundle_cfg2": T.roundtrip_eval(enc, dec, old_ar, old_vq, imgs, labs, 2, 2.0, device)}
+    out = {"images": len(imgs), f"bundle_cfg{bundle_guidance:g}":
+           T.roundtrip_eval(enc, dec, old_ar, old_vq, imgs, labs, 2, bundle_guidance, device)}
     for cfg in GUIDANCE:
         out[f"new_cfg{cfg:g}"] = T.roundtrip_eval(enc, dec, new[0], new[1], imgs, labs, 2, cfg, device)
     for scale in (1, 3):
         out[f"new_s{scale}_cfg2"] = T.roundtrip_eval(enc, dec, new[0], new[1], imgs, labs, scale, 2.0, device)
-    log(f"[detok] held-out round trip (scene kept): {out}")
+    log(f"[detok] round trip of monitoring images (scene kept): {out}")
     return out
 
 
@@ -179,7 +180,7 @@ def main() -> None:
     ap.add_argument("--step-cap", type=int, default=10**6, help="step cap of each stage")
     ap.add_argument("--pool", type=int, default=200000, help="images of the pool (the CPU recipe: 30,000)")
     ap.add_argument("--roundtrip-n", type=int, default=1000,
-                    help="held-out images of the closing round-trip comparison (the stage's own: 96)")
+                    help="monitoring images of the closing round-trip comparison (the stage's own: 96)")
     ap.add_argument("--vq-batch", type=int, default=128)
     ap.add_argument("--ar-batch", type=int, default=256)
     ap.add_argument("--workers", type=int, default=1, help="processes that render the pool")
