@@ -17,7 +17,7 @@ outputs of the PyTorch reference and checks the exported graphs against them in 
 check stage does. Measure the result with `npm run eval:model -- --model BUNDLE`.
 """
 import argparse
-import multiprocessing as mp
+import functools
 import os
 import pickle
 import sys
@@ -34,8 +34,8 @@ import train_shapes as T  # noqa: E402
 from dialect_tar.bundle_torch import load_bundle  # noqa: E402
 from dialect_tar.compat import torch_load  # noqa: E402
 from dialect_tar.reference import TarPipeline  # noqa: E402
-from train.common import (Run, atomic_save, bf16_available, load_state_npz, log, masked_lm_loss,  # noqa: E402
-                          save_state_npz)
+from train.common import (Run, atomic_save, bf16_available, chunked_map, load_state_npz, log,  # noqa: E402
+                          masked_lm_loss, save_state_npz)
 
 # Seeds of the continuation's records: the recipe draws its unified records from UNIFIED_SEED0 (2·10^8, at most
 # ~1.2·10^6 of them with fresh records on a GPU), its image pool below 10^8 and its monitoring sets from 9·10^8.
@@ -68,12 +68,12 @@ def parse_weights(text: str, kinds, flag: str):
 def draw_records(n: int, seed0: int, mix: dict, workers: int) -> list:
     """train_shapes.unified_records(n, seed0, mix), in `workers` processes: each record is a function of its seed
     alone, so the chunks join into the same list."""
-    if workers <= 1:
-        return T.unified_records(n, seed0, mix)
-    step = -(-n // workers)
-    with mp.get_context("fork").Pool(workers) as pool:
-        parts = pool.starmap(T.unified_records, [(min(step, n - i), seed0 + i, mix) for i in range(0, n, step)])
+    parts = chunked_map(functools.partial(_records_of_seeds, mix=mix), range(seed0, seed0 + n), workers)
     return [r for part in parts for r in part]
+
+
+def _records_of_seeds(seeds: list, mix: dict) -> list:
+    return T.unified_records(len(seeds), seeds[0], mix) if seeds else []
 
 
 class GroupLoader:

@@ -23,7 +23,6 @@ Not run on a GPU yet: prepared in a session whose device time was spent, and che
 tiny sizes (`--smoke`). Weights travel as three .npz files (each under the device's 16 MiB), exported here.
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -43,7 +42,8 @@ import train_shapes as T  # noqa: E402
 from dialect_tar.bundle_torch import load_bundle  # noqa: E402
 from dialect_tar.compat import torch_load  # noqa: E402
 from dialect_tar.reference import TarPipeline  # noqa: E402
-from train.common import Run, atomic_save, bf16_available, load_state_npz, log, save_state_npz  # noqa: E402
+from train.common import (Run, atomic_save, bf16_available, load_state_npz, log, prefixed, save_state_npz,  # noqa: E402
+                          unprefixed)
 
 PARTS = ["ta-tok", "detok", "unified", "weights", "export"]
 RECORDS_SEED0 = 304 * 10**6     # the unified part's records: a range no run has drawn (continue_unified.py's are 3·10^8 +)
@@ -56,6 +56,13 @@ def stage_args(a) -> SimpleNamespace:
                            partner_done=None, ta_entropy=0.5, ta_tau=0.05)
 
 
+def codebook_source(enc) -> dict:
+    """What train_shapes.build_tatok takes for a "text model" (llm-text.pt): the bundle's frozen codebook rows as
+    the whole embedding table, every row chosen, so the new codebook projects the same text embeddings."""
+    rows = enc.codebook.codebook_embed.detach().clone()
+    return {"llm": {"embed_tokens.weight": rows}, "codebook_rows": list(range(len(rows)))}
+
+
 def prepare(run: Run, a) -> None:
     """The run directory the recipe's TA-Tok stage reads: the bundle's tokenizer, its codebook rows as the
     "text model" whose embeddings the codebook projects, and the image pool."""
@@ -63,9 +70,7 @@ def prepare(run: Run, a) -> None:
     if not os.path.exists(run.path("tokenizer.json")):
         shutil.copy(os.path.join(a.source, manifest["files"]["tokenizer"]), run.path("tokenizer.json"))
     if not os.path.exists(run.path("llm-text.pt")):
-        rows = enc.codebook.codebook_embed.detach().clone()
-        atomic_save({"llm": {"embed_tokens.weight": rows}, "codebook_rows": list(range(len(rows)))},
-                    run.path("llm-text.pt"))
+        atomic_save(codebook_source(enc), run.path("llm-text.pt"))
     R.make_pool(run, a.pool, 1000, a.workers)
 
 
@@ -108,9 +113,8 @@ def part_weights(run: Run, a) -> None:
     os.makedirs(a.weights_dir, exist_ok=True)
     ta = torch_load(run.path("ta-tok.pt"))
     ar, vq = torch_load(run.path("ar-dtok.pt"))["ar"], torch_load(run.path("vq-vae.pt"))["vq"]
-    parts = {"tatok": {**{f"enc.{k}": v for k, v in ta["enc"].items()}, **{f"dec.{k}": v for k, v in ta["dec"].items()}},
-             "llm": torch_load(run.path("llm.pt"))["llm"],
-             "detok": {**{f"ar.{k}": v for k, v in ar.items()}, **{f"vq.{k}": v for k, v in vq.items()}}}
+    parts = {"tatok": prefixed({"enc": ta["enc"], "dec": ta["dec"]}), "llm": torch_load(run.path("llm.pt"))["llm"],
+             "detok": prefixed({"ar": ar, "vq": vq})}
     for name, state in parts.items():
         save_state_npz(os.path.join(a.weights_dir, WEIGHT_FILES[name]), state)
     shutil.copy(run.path("times.json"), os.path.join(a.weights_dir, "times.json"))
@@ -122,15 +126,15 @@ def part_export(a) -> None:
     every graph exported anew (pytorch.json records the new TA-Tok's pooling), checked in onnxruntime-node."""
     tok, llm, old_enc, _, ar, vq, manifest = load_bundle(a.source)
     cfgs = T.make_configs(tok.token_id("<|endoftext|>"))
-    rows = old_enc.codebook.codebook_embed.detach().clone()
-    enc, dec = T.build_tatok(cfgs, list(range(len(rows))), {"embed_tokens.weight": rows}, "cpu")
+    source = codebook_source(old_enc)
+    enc, dec = T.build_tatok(cfgs, source["codebook_rows"], source["llm"], "cpu")
     tatok = load_state_npz(os.path.join(a.weights_dir, WEIGHT_FILES["tatok"]))
-    enc.load_state_dict({k[4:]: v for k, v in tatok.items() if k.startswith("enc.")})
-    dec.load_state_dict({k[4:]: v for k, v in tatok.items() if k.startswith("dec.")})
+    enc.load_state_dict(unprefixed(tatok, "enc"))
+    dec.load_state_dict(unprefixed(tatok, "dec"))
     llm.load_state_dict(load_state_npz(os.path.join(a.weights_dir, WEIGHT_FILES["llm"])))
-    ar_state, vq_state = R.split_detok(load_state_npz(os.path.join(a.weights_dir, WEIGHT_FILES["detok"])))
-    ar.load_state_dict(ar_state)
-    vq.load_state_dict(vq_state)
+    detok = load_state_npz(os.path.join(a.weights_dir, WEIGHT_FILES["detok"]))
+    ar.load_state_dict(unprefixed(detok, "ar"))
+    vq.load_state_dict(unprefixed(detok, "vq"))
     for module in (enc, dec, llm, ar, vq):
         module.eval()
     manifest = {**manifest, "version": a.version,

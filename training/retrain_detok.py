@@ -41,7 +41,8 @@ from dialect_tar.bundle_torch import load_bundle  # noqa: E402
 from dialect_tar.compat import torch_load  # noqa: E402
 from dialect_tar.config import to_dict  # noqa: E402
 from dialect_tar.reference import TarPipeline  # noqa: E402
-from train.common import Run, atomic_save, bf16_available, load_state_npz, log, save_state_npz  # noqa: E402
+from train.common import (Run, atomic_save, bf16_available, load_state_npz, log, prefixed, save_state_npz,  # noqa: E402
+                          unprefixed)
 
 # Shares of --minutes: the recipe's CPU budgets are 36 (VQ-VAE), 6 (decoder refinement) and 46 (AR-DTok) minutes.
 SHARES = {"vq-vae": 0.3, "vq-refine": 0.05, "ar-dtok": 0.65}
@@ -80,8 +81,8 @@ def train(a) -> None:
     if a.continue_from:
         # The VQ-VAE stays (its codes are what the AR-DTok learned); all the minutes go to the AR-DTok.
         shares = {"ar-dtok": 1.0}
-        ar_state, vq_state = split_detok(load_state_npz(a.continue_from))
-        init = ar_state
+        weights = load_state_npz(a.continue_from)
+        init, vq_state = unprefixed(weights, "ar"), unprefixed(weights, "vq")
         if not run.done("vq-vae"):
             atomic_save({"vq": vq_state}, run.path("vq-vae.pt"))
             run.mark_done("vq-vae", 0.0, {"from": a.continue_from})
@@ -111,15 +112,8 @@ def train(a) -> None:
                                            a.roundtrip_n, manifest["sampling"]["detok"]["cfgScale"])
     with open(run.path("detok-results.json"), "w") as fh:
         json.dump(results, fh, indent=2)
-    save_state_npz(a.weights_out, {**{f"ar.{k}": v for k, v in new_ar.state_dict().items()},
-                                   **{f"vq.{k}": v for k, v in new_vq.state_dict().items()}})
+    save_state_npz(a.weights_out, prefixed({"ar": new_ar.state_dict(), "vq": new_vq.state_dict()}))
     log(f"[detok] weights written to {a.weights_out}")
-
-
-def split_detok(weights: dict):
-    """A --weights-out .npz → (AR-DTok state, VQ-VAE state)."""
-    return ({k[3:]: v for k, v in weights.items() if k.startswith("ar.")},
-            {k[3:]: v for k, v in weights.items() if k.startswith("vq.")})
 
 
 def compare_roundtrip(run: Run, enc, dec, old, new, device, n: int, bundle_guidance: float) -> dict:
@@ -142,9 +136,9 @@ def export(a) -> None:
     """The source bundle with the new AR-DTok and VQ decoder, a new version, and the given detok guidance; its
     graphs checked against the PyTorch reference in onnxruntime-node."""
     tok, llm, enc, dec, ar, vq, manifest = load_bundle(a.source)
-    ar_state, vq_state = split_detok(load_state_npz(a.from_weights))
-    ar.load_state_dict(ar_state)
-    vq.load_state_dict(vq_state)
+    weights = load_state_npz(a.from_weights)
+    ar.load_state_dict(unprefixed(weights, "ar"))
+    vq.load_state_dict(unprefixed(weights, "vq"))
     sampling = {**manifest["sampling"], "detok": {**manifest["sampling"]["detok"], "cfgScale": a.guidance}}
     manifest = {**manifest, "version": a.version, "sampling": sampling,
                 "description": f"{manifest['description']}; de-tokenizer (VQ-VAE and AR-DTok) trained anew "

@@ -1,4 +1,4 @@
-"""Self-test of the GPU continuation's data plumbing, on the CPU (about a minute):
+"""Self-test of the GPU continuation's data plumbing, on the CPU (~15 s here):
 `training/py training/test_gpu_continue.py`.
 
 What a GPU run cannot check for itself, since it trains on whatever these produce: records drawn by worker

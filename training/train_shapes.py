@@ -46,7 +46,7 @@ from shapes.render import render  # noqa: E402
 from shapes.scene import Scene, sample_scene  # noqa: E402
 from dialect_tar.compat import torch_load
 from dialect_tar.positions import position_rule  # noqa: E402
-from train.common import (Run, Progress, log, atomic_save, autocast, bf16_available, scene_labels, labels_to_scene_dict, satisfies,  # noqa
+from train.common import (Run, Progress, log, atomic_save, autocast, bf16_available, chunked_map, scene_labels, labels_to_scene_dict, satisfies,  # noqa
                           same_scene, llm_hidden, masked_lm_loss, ar_train_logits, corrupt_codes, ta_encode_z, ta_decode_z, vq_quantize,
                           to_pixels, detect, N_CELL_STATES)
 
@@ -159,13 +159,11 @@ def prompt_helper(manifest, tok):
 def render_pool(seeds, workers=1):
     """Scenes of these seeds rendered: (uint8 images [N, 64, 64, 3], labels [N, 10]); on `workers` processes when
     there are many (a GPU run's pool of 10^5 images renders in seconds on 16 cores instead of a minute on one)."""
-    seeds = list(seeds)
-    if workers > 1 and len(seeds) >= 4 * workers:
-        import multiprocessing as mp
-        step = -(-len(seeds) // workers)
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(render_pool, [seeds[i:i + step] for i in range(0, len(seeds), step)])
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    parts = chunked_map(_render_seeds, seeds, workers)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _render_seeds(seeds):
     imgs = np.empty((len(seeds), 64, 64, 3), dtype=np.uint8)
     labs = np.empty((len(seeds), 10), dtype=np.int64)
     for i, s in enumerate(seeds):
@@ -818,11 +816,10 @@ def record_scene_list(rec):
 
 def render_scenes(scenes, workers=1):
     """Scene JSONs → uint8 images [N, 64, 64, 3], on `workers` processes when there are many."""
-    if workers > 1 and len(scenes) >= 4 * workers:
-        import multiprocessing as mp
-        step = -(-len(scenes) // workers)
-        with mp.get_context("fork").Pool(workers) as pool:
-            return np.concatenate(pool.map(render_scenes, [scenes[i:i + step] for i in range(0, len(scenes), step)]))
+    return np.concatenate(chunked_map(_render_scene_list, scenes, workers))
+
+
+def _render_scene_list(scenes):
     imgs = np.empty((len(scenes), 64, 64, 3), dtype=np.uint8)
     for i, sc in enumerate(scenes):
         imgs[i] = render(Scene.from_json(sc))

@@ -111,6 +111,29 @@ def atomic_save(obj, path):
     os.replace(tmp, path)
 
 
+def chunked_map(fn, items, workers: int, min_per_worker: int = 4) -> list:
+    """[fn(chunk) for each of `workers` contiguous chunks of items], in forked processes and in order; [fn(items)]
+    where one process will do (workers ≤ 1, or too few items to be worth the processes). fn must be picklable: a
+    module-level function or a functools.partial of one."""
+    items = list(items)
+    if workers <= 1 or len(items) < min_per_worker * workers:
+        return [fn(items)]
+    import multiprocessing as mp
+    step = -(-len(items) // workers)
+    with mp.get_context("fork").Pool(workers) as pool:
+        return pool.map(fn, [items[i:i + step] for i in range(0, len(items), step)])
+
+
+def prefixed(states: dict) -> dict:
+    """{"ar": {...}, "vq": {...}} → one flat state {"ar.k": v, "vq.k": v} (several modules in one .npz)."""
+    return {f"{name}.{k}": v for name, state in states.items() for k, v in state.items()}
+
+
+def unprefixed(weights: dict, name: str) -> dict:
+    """The state of module `name` in a prefixed() dict."""
+    return {k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(name + ".")}
+
+
 def save_state_npz(path, state):
     """A state dict as plain NumPy arrays: what a GPU machine's newer PyTorch writes, this one's reads as it is."""
     tmp = path + ".tmp.npz"
