@@ -30,7 +30,8 @@ Model flags (every command):
 
 Request flags (understand, generate, edit, reconstruct; a batch line sets them as fields):
   --seed N           the seed of the request's draws
-  --scale 1|2|3      the image tokens' scale (default: the model's)
+  --scale 1|2|3      the image tokens' scale (default: the model's: the scale it writes images at for generate
+                     and edit, the one it reads images at for understand and reconstruct)
   --temperature T    sampling of the model's answer (0: greedy; default: the model's); not reconstruct
   --views S,…|none   understand: also read the image encoded at these scales, one more view each (default: the
                      model's; none: the image at --scale alone)

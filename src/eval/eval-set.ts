@@ -2,13 +2,13 @@
 // drawn from it. Everything here is plain JSON and PNG paths: no Python needed.
 //
 // One record gives several items:
-//   understand record  → a question (its own), asked at the default scale, and (scale probe) at scales 1 and 3;
+//   understand record  → a question (its own), read as the model reads images, and (scale probe) at scales 1, 2, 3;
 //   generate record    → a generation from its prompt, graded against its constraints;
 //   edit record        → an edit of its source image, graded against its target scene;
 //   multiturn record   → every turn as a single-turn item on the image it refers to (teacher forcing: the
 //                        reference images stand in for earlier answers), so each turn is graded on its own;
-// and every record's first image is described ("Describe the image.") and round-tripped (encode + render back),
-// understand records' images also at scales 1 and 3.
+// and every record's first image is described ("Describe the image.") and round-tripped (encoded as the model encodes
+// an image it is given, at its reading scale, and rendered back), understand records' images also at scales 1, 2, 3.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,8 +26,11 @@ export const DESCRIBE_QUESTION = 'Describe the image.';
  * alone (no other views), beside the main items' reading at the model's understanding scale and views.
  */
 export const QUESTION_PROBE_SCALES = [1, 2, 3] as const;
-/** The extra scales of the round-trip probe (the default scale is measured by the main items). */
-export const ROUND_TRIP_PROBE_SCALES = [1, 3] as const;
+/**
+ * The scale probe of the round trip: the understand records' images encoded at every scale and rendered back, beside
+ * the main items' round trip at the model's reading scale (which the probe repeats, the same tokens and renderings).
+ */
+export const ROUND_TRIP_PROBE_SCALES = [1, 2, 3] as const;
 
 interface RawTurn {
   role: 'user' | 'assistant';
@@ -74,13 +77,13 @@ export async function loadEvalSet(dir: string = DEFAULT_EVAL_DIR): Promise<EvalS
 
 /** Which headline figure an item counts towards. */
 export type ItemSet =
-  | 'questions' // understanding: the set's questions, default scale
-  | 'describe' // understanding: "Describe the image." on every record's first image, default scale
+  | 'questions' // understanding: the set's questions, read at the model's reading scale and views
+  | 'describe' // understanding: "Describe the image." on every record's first image, read as the questions are
   | 'question-scales' // understanding: the understand records' questions again at scales 1, 2 and 3, one view each
   | 'generate' // generation, default scale
   | 'edit' // editing, default scale
-  | 'round-trip' // encode + render back, default scale
-  | 'round-trip-scales'; // the same at scales 1 and 3, on the understand records' images
+  | 'round-trip' // encode + render back, at the scale the model reads images at
+  | 'round-trip-scales'; // the same at scales 1, 2 and 3, on the understand records' images
 
 interface ItemBase {
   /** Unique in a run; also the batch line id and the output file name. */
@@ -92,7 +95,7 @@ interface ItemBase {
   origin: 'record' | 'conversation';
   /** The request's seed (fixed: the record's seed), so that a run is reproducible. */
   seed: number;
-  /** Explicit scale of the request; undefined = the model's default scale. */
+  /** Explicit scale of the request; undefined = the model's own for the task (reading or writing scale). */
   scale?: number;
 }
 
@@ -143,7 +146,7 @@ export function buildItems(set: EvalSet, options: { limit?: number } = {}): Eval
         break;
     }
   }
-  // Describe and round-trip every record's first image (the understand records' images also at scales 1 and 3).
+  // Describe and round-trip every record's first image (the understand records' images also at scales 1, 2, 3).
   for (const record of records) {
     const scene = parseScene(record.type === 'multiturn' ? at(record.scenes, 0, `record ${record.seed} scenes`) : record.scene);
     const base = { record: record.seed, seed: record.seed, origin: 'record', image: image(record, 0), scene } as const;

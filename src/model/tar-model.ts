@@ -389,8 +389,12 @@ export class TarModel {
     };
   }
 
-  /** TA-Tok codes of an image at a scale (argmax, deterministic). */
-  async encodeImage(bytes: Uint8Array, scale: number = this.manifest.defaultScale, signal?: AbortSignal): Promise<ImageTokens> {
+  /**
+   * TA-Tok codes of an image at a scale (argmax, deterministic). Absent a scale, the one the model reads images given
+   * as pixels at (`understanding.scale`: the scale a question's upload is stored at), not the generation scale: the
+   * tokens of an image the model is given, whose round trip the evaluation measures.
+   */
+  async encodeImage(bytes: Uint8Array, scale: number = understandingOf(this.manifest).scale, signal?: AbortSignal): Promise<ImageTokens> {
     return this.#encode(bytes, scale, new RequestClock(), signal);
   }
 

@@ -88,7 +88,7 @@ describe('dialect CLI on the tiny random bundle', () => {
     assert.equal((r3?.tokens as number[]).length, 9);
     assert.deepEqual(await readFile(join(dir, 'r3.png')), await readFile(join(dir, 'r.png')));
     assert.equal((r1?.tokens as number[]).length, 81);
-    assert.equal((rd?.tokens as number[]).length, 16, 'the default scale is 2');
+    assert.equal((rd?.tokens as number[]).length, 16, 'the tiny bundle reads images at its default scale, 2');
     assert.equal(typeof rd?.ms, 'number');
     // understand takes a scale too: the image is encoded at it.
     assert.equal((u1?.tokens as number[]).length, 81);
