@@ -15,7 +15,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../../lib/ts-worker.ts';
 import { CancelledError, InferenceError, InvalidRequestError, ModelDisposedError, type ModelError } from '../errors.ts';
-import { type Manifest, understandingOf } from '../manifest.ts';
+import type { Manifest } from '../manifest.ts';
 import type { ImageTokens } from '../prompt.ts';
 import type {
   EditRequest,
@@ -108,7 +108,8 @@ export class ThreadedTarModel implements Model {
     return structuredClone(this.#metrics);
   }
 
-  encodeImage(bytes: Uint8Array, scale: number = understandingOf(this.manifest).scale, signal?: AbortSignal): Promise<ImageTokens> {
+  /** Absent a scale, the thread's TarModel chooses it (its reading scale): one place says what the default is. */
+  encodeImage(bytes: Uint8Array, scale?: number, signal?: AbortSignal): Promise<ImageTokens> {
     return this.#call('encodeImage', { bytes, scale }, signal, undefined) as Promise<ImageTokens>;
   }
 
