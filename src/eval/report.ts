@@ -217,7 +217,7 @@ export function summarise(graded: readonly GradedItem[], info: RunInfo): EvalRep
   // Round trip: per scale (the probe repeats the reading scale: the same tokens), attribute share.
   const rtScales = inSet('round-trip-scales');
   for (const scale of [1, 2, 3]) {
-    const role = scale === info.understandingScale ? ' (the model\'s reading scale)' : scale === info.defaultScale ? ' (its writing scale)' : '';
+    const role = scale === info.understandingScale ? ' (the model\'s reading scale)' : scale === info.defaultScale ? ' (the model\'s writing scale)' : '';
     add(`round-trip.scale.${scale}`, `round trip at scale ${scale}${role}`, 'round trip', rtScales.filter((g) => g.item.scale === scale));
   }
   const attributes = roundTrip.reduce((s, g) => s + (g.attributes ?? 0), 0);
